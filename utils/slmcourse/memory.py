@@ -1,0 +1,172 @@
+"""Memory calculators: weights at each precision, KV cache, activations, and "will it fit?".
+
+Pure arithmetic on catalogue entries - no model is built. Lesson 1's explorer and lesson 10's
+deployment planner are thin widgets over `fit`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .attention import kv_cache_bytes
+from .catalogue import ModelCard, get
+from .errors import CourseError
+
+GiB = 1024 ** 3
+MiB = 1024 ** 2
+
+# Bytes per weight. int4 here is the bare 4 bits; real int4 formats add a scale per group of weights
+# (lesson 8 measures that: Q4_1 spends 5.0 bits per weight, Q4_K about 4.5).
+PRECISIONS = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0.5}
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    memory_gib: float
+    usable_fraction: float  # share of the memory one model can realistically use (an assumption, stated)
+    note: str
+
+    @property
+    def usable_bytes(self) -> int:
+        return int(self.memory_gib * GiB * self.usable_fraction)
+
+
+# Memory sizes are the vendors' published figures; the usable fractions are the course's assumptions
+# (the operating system, other apps or the CUDA context keep the rest).
+DEVICES = {d.name: d for d in (
+    Device("mybinder.org session", 2, 1.0, "mybinder.org's per-user memory limit (2 GB)"),
+    Device("Raspberry Pi 5 (8 GB)", 8, 0.75, "raspberrypi.com product brief; 25% left to the OS"),
+    Device("Phone (8 GB RAM)", 8, 0.5, "a typical 2024 flagship; mobile OSes keep about half for themselves and other apps"),
+    Device("Laptop (16 GB RAM)", 16, 0.75, "a typical laptop; 25% left to the OS and other programs"),
+    Device("NVIDIA T4 (16 GB)", 16, 0.9, "nvidia.com T4 datasheet; 10% to the CUDA context and fragmentation"),
+    Device("NVIDIA RTX 4090 (24 GB)", 24, 0.9, "nvidia.com RTX 4090 specifications"),
+    Device("NVIDIA A100 (80 GB)", 80, 0.9, "nvidia.com A100 datasheet"),
+)}
+
+
+def _check_precision(precision: str) -> float:
+    if precision not in PRECISIONS:
+        raise CourseError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+def weights_bytes(n_params: int, precision: str = "fp32") -> int:
+    """Bytes to hold `n_params` weights at a precision (fp32, bf16, fp16, int8, int4)."""
+    if not isinstance(n_params, int) or n_params < 0:
+        raise CourseError(f"the number of parameters must be a whole number >= 0, got {n_params!r}")
+    return int(n_params * _check_precision(precision))
+
+
+def training_bytes(n_params: int) -> int:
+    """Full fine-tuning with Adam in fp32: weights + gradients + two optimizer states = 16 bytes/param."""
+    return 4 * weights_bytes(n_params, "fp32")
+
+
+def model_kv_cache_bytes(name: str | ModelCard, seq_len: int, batch: int = 1,
+                         bytes_per_element: float = 2.0) -> int:
+    """KV cache of a catalogued model holding `seq_len` tokens.
+
+    Sliding-window layers keep only the last `window` tokens (a rolling buffer, as in Mistral and
+    Gemma 3); an encoder keeps no cache; an encoder-decoder's decoder also caches the cross-attention
+    keys and values of the `seq_len` encoder tokens.
+    """
+    card = get(name)
+    if card.family == "encoder":
+        return 0
+    config = card.config
+    window = card.sliding_window
+    layer_types = config.get("layer_types")
+    if layer_types:
+        per_layer = [min(seq_len, window) if t == "sliding_attention" else seq_len for t in layer_types]
+    else:
+        per_layer = [min(seq_len, window) if window else seq_len] * card.decoder_layers
+    total = sum(kv_cache_bytes(1, card.kv_heads, card.head_dim, tokens, batch, bytes_per_element)
+                for tokens in per_layer)
+    if card.family == "encoder-decoder":
+        total *= 2  # self-attention cache + cross-attention cache
+    return total
+
+
+def activation_bytes(name: str | ModelCard, seq_len: int, batch: int = 1, bytes_per_element: float = 2.0,
+                     eager_attention: bool = False) -> int:
+    """Estimate of the largest working buffers of a forward pass over `seq_len` tokens.
+
+    Counted: one layer's hidden states and MLP activations and the float32 logits of the last
+    position; with `eager_attention=True` also one layer's full attention-score matrix, which plain
+    attention materialises and memory-efficient kernels (PyTorch SDPA, FlashAttention) avoid.
+    An estimate for planning, not a measurement (lesson 10 measures).
+    """
+    card = get(name)
+    c = card.config
+    hidden = card.hidden_size
+    inter = int(c.get("intermediate_size") or c.get("ffn_dim") or c.get("d_ff") or c.get("hidden_dim")
+                or hidden * int(c.get("expansion_ratio", 4)))
+    states = batch * seq_len * (4 * hidden + 2 * inter) * bytes_per_element
+    scores = batch * card.heads * seq_len * seq_len * bytes_per_element if eager_attention else 0
+    logits = batch * int(c.get("vocab_size", 0)) * 4 if card.family != "encoder" else 0
+    return int(states + scores + logits)
+
+
+@dataclass
+class FitReport:
+    model: str
+    precision: str
+    context: int
+    batch: int
+    device: str
+    weights: int
+    kv_cache: int
+    activations: int
+    available: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.activations
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.available
+
+    @property
+    def headroom(self) -> int:
+        return self.available - self.total
+
+    def summary(self) -> str:
+        verdict = "fits" if self.fits else "does NOT fit"
+        return (f"{self.model} at {self.precision}, {self.context} tokens x batch {self.batch}: "
+                f"{self.total / GiB:.2f} GiB needed (weights {self.weights / GiB:.2f}, KV cache "
+                f"{self.kv_cache / GiB:.2f}, activations {self.activations / GiB:.2f}) of "
+                f"{self.available / GiB:.2f} GiB usable on {self.device}: {verdict}")
+
+
+def fit(model: str | ModelCard, precision: str = "fp16", context: int = 2048, batch: int = 1,
+        device: str = "Laptop (16 GB RAM)", kv_precision: str | None = None) -> FitReport:
+    """Will `model` run on `device`? Weights + KV cache + activations against the usable memory.
+
+    Raises CourseError with a readable message for inputs that make no sense (unknown model or
+    device, a context longer than the model was built for, a batch below 1, ...).
+    """
+    card = get(model)
+    bytes_w = _check_precision(precision)
+    # The KV cache and activations stay in 16-bit when weights are quantized (the usual practice).
+    kv_bytes = _check_precision(kv_precision or ("fp32" if precision == "fp32" else "fp16"))
+    if device not in DEVICES:
+        raise CourseError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    for what, value in (("context", context), ("batch", batch)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CourseError(f"{what} must be a whole number of at least 1, got {value!r}")
+    if context > card.context_length:
+        raise CourseError(f"{card.name} handles at most {card.context_length:,} tokens of context; "
+                          f"{context:,} is beyond what it was trained for")
+    notes = []
+    if card.family == "encoder":
+        notes.append("an encoder reads its whole input at once: no KV cache")
+    if card.sliding_window and context > card.sliding_window:
+        notes.append(f"sliding-window layers cache only the last {card.sliding_window} tokens")
+    return FitReport(
+        model=card.name, precision=precision, context=context, batch=batch, device=device,
+        weights=weights_bytes(card.params, precision),
+        kv_cache=model_kv_cache_bytes(card, context, batch, kv_bytes),
+        activations=activation_bytes(card, context, batch, kv_bytes),
+        available=DEVICES[device].usable_bytes, notes=notes)
