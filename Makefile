@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
-export MPLBACKEND := Agg
+# The course runs offline by default (and its committed outputs were made offline).
+export HF_HUB_OFFLINE ?= 1
 
 .PHONY: lab test bench setup models clean-cache
 

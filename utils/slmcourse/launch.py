@@ -1,0 +1,80 @@
+"""Where the course lives and how a notebook launches elsewhere (Colab, Binder).
+
+REPOSITORY is the one place the course's address is written; the README badges and the first cells
+of every notebook are generated from it by `python utils/stamp_notebooks.py` (a fork changes this
+line and re-runs that command).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+REPOSITORY = "https://github.com/slm-course/small-language-models"
+BRANCH = "main"
+ROOT = Path(__file__).resolve().parents[2]
+
+# Colab already has torch, transformers, matplotlib and ipywidgets: install only what it lacks.
+COLAB_PACKAGES = ("gguf", "accelerate")
+
+
+def _owner_repo() -> str:
+    return REPOSITORY.rstrip("/").split("github.com/")[1]
+
+
+def colab_url(notebook: str) -> str:
+    """'Open in Colab' address of a notebook given by its path in the repository."""
+    return f"https://colab.research.google.com/github/{_owner_repo()}/blob/{BRANCH}/{notebook}"
+
+
+def binder_url(notebook: str = "course/00_setup.ipynb") -> str:
+    return f"https://mybinder.org/v2/gh/{_owner_repo()}/{BRANCH}?urlpath=lab/tree/{notebook}"
+
+
+def colab_badge(notebook: str) -> str:
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({colab_url(notebook)})")
+
+
+def binder_badge(notebook: str = "course/00_setup.ipynb") -> str:
+    return f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(notebook)})"
+
+
+def pinned(requirements: Path = ROOT / "requirements.txt") -> tuple[dict[str, str], dict[str, str]]:
+    """({package: version} installed normally, {package: version} installed with --no-deps)."""
+    normal: dict[str, str] = {}
+    no_deps: dict[str, str] = {}
+    target = normal
+    for raw in requirements.read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("# --no-deps"):
+            target = no_deps
+        if not line or line.startswith("#"):
+            continue
+        name, version = line.split("==")
+        target[name] = version
+    return normal, no_deps
+
+
+def colab_install_commands(source: str | None = None) -> list[list[str]]:
+    """The pip commands the first cell runs on Colab (`source`: where slmcourse is installed from)."""
+    normal, no_deps = pinned()
+    package = source or f"slmcourse @ git+{REPOSITORY}@{BRANCH}"
+    first = ["pip", "install", "-q", package] + [f"{n}=={normal[n]}" for n in COLAB_PACKAGES]
+    second = ["pip", "install", "-q", "--no-deps"] + [f"{n}=={v}" for n, v in no_deps.items()]
+    return [first, second]
+
+
+def colab_cell_source() -> str:
+    """Source of every notebook's first code cell: installs the course on Colab, does nothing elsewhere."""
+    commands = ",\n        ".join(repr(cmd) for cmd in colab_install_commands())
+    return (
+        "# On Google Colab this installs the course's helper package and its bundled models;\n"
+        "# anywhere else (make lab, Binder, JupyterHub) it does nothing.\n"
+        "import subprocess, sys\n"
+        "if \"google.colab\" in sys.modules:\n"
+        "    for command in [\n"
+        f"        {commands},\n"
+        "    ]:\n"
+        "        subprocess.run([sys.executable, \"-m\", *command], check=True)\n"
+        "    from google.colab import output\n"
+        "    output.enable_custom_widget_manager()  # lets the ipywidgets explorers run on Colab"
+    )
