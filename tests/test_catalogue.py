@@ -1,0 +1,70 @@
+"""The catalogue: complete, consistent with the real architectures, honest about the source table."""
+import pytest
+
+import slmcourse
+from slmcourse import catalogue
+from slmcourse.catalogue import attention_kind
+from slmcourse.errors import CourseError
+
+SOURCE_TABLE = ["Phi-2", "TinyLlama-1.1B", "Mistral-7B", "Zephyr-7B", "CodeLlama-7B", "StableLM-3B", "BERT-Tiny",
+                "DistilBERT", "Phi-1.5", "FLAN-T5-Small", "OPT-125M", "ALBERT-Base", "Falcon-1B", "MPT-7B", "Gemma-2B"]
+BUNDLED = ["SmolLM2-135M-Instruct", "Gemma-3-270M", "all-MiniLM-L6-v2"]
+
+
+def test_every_model_of_the_source_table_and_the_bundled_ones_is_catalogued():
+    assert [catalogue.get(k).name for k in catalogue.source_table_names()] == SOURCE_TABLE
+    assert [catalogue.get(k).name for k in catalogue.names(bundled=True)] == BUNDLED
+
+
+@pytest.mark.parametrize("key", catalogue.names())
+def test_each_entry_is_complete(key):
+    card = catalogue.get(key)
+    assert card.hub_id.count("/") == 1
+    assert card.organisation and card.licence and card.params_source
+    assert card.family in catalogue.FAMILIES
+    assert card.position in ("learned", "rope", "alibi", "relative")
+    assert card.context_length > 0 and card.params > 1_000_000
+    assert card.attention in ("MHA", "MQA", "GQA")
+    assert "model_type" in card.config and card.scaled_down
+    if not card.bundled:
+        assert set(card.source) >= {"licence", "type", "company", "applications", "excellence"}
+
+
+@pytest.mark.parametrize("key", catalogue.names())
+def test_full_size_matches_the_published_count_within_one_percent(key):
+    card = catalogue.get(key)
+    counted = slmcourse.count_parameters(slmcourse.full_size(key))
+    assert abs(counted - card.params) / card.params < 0.01, (counted, card.params)
+
+
+def test_known_errors_of_the_source_table_are_recorded_with_evidence():
+    phi2 = catalogue.get("phi-2")
+    assert phi2.attention == "MHA" and "GQA" in phi2.corrections[0]["claim"]
+    assert catalogue.get("stablelm-3b").licence == "CC-BY-SA-4.0"
+    assert catalogue.get("stablelm-3b").source["licence"] == "LLAMA 2"
+    assert catalogue.get("opt-125m").source["licence"] == "MIT" and "non-commercial" in catalogue.get("opt-125m").licence
+    tiny = catalogue.get("tinyllama-1.1b")
+    assert tiny.source["company"] == "Lightning AI" and "Singapore" in tiny.organisation
+    for card in catalogue.all_cards():
+        for fix in card.corrections:
+            assert fix["claim"] and fix["fact"] and fix["evidence"]
+
+
+def test_lookup_by_name_hub_id_or_key_ignores_case_and_punctuation():
+    assert catalogue.get("microsoft/phi-2").key == "phi-2"
+    assert catalogue.get("smollm2 135m").key == "smollm2-135m"
+    assert catalogue.get("FLAN-T5-Small").key == "flan-t5-small"
+    with pytest.raises(CourseError, match="not in the course catalogue"):
+        catalogue.get("gpt-5")
+    with pytest.raises(CourseError):
+        catalogue.get("")
+
+
+def test_attention_kind():
+    assert attention_kind(32, 32) == "MHA"
+    assert attention_kind(8, 1) == "MQA"
+    assert attention_kind(9, 3) == "GQA"
+    with pytest.raises(CourseError, match="evenly"):
+        attention_kind(9, 2)
+    with pytest.raises(CourseError):
+        attention_kind(0, 1)
