@@ -28,3 +28,25 @@ def error_html(message: str) -> str:
 
 def style_wide() -> dict:
     return {"description_width": "initial"}
+
+
+def image_widget(**layout) -> widgets.Image:
+    """An Image widget for an explorer's plot (see `show_figure`)."""
+    return widgets.Image(format="png", layout=widgets.Layout(**layout) if layout else None)
+
+
+def show_figure(target: widgets.Image, fig) -> None:
+    """Render a matplotlib figure into an Image widget and close it.
+
+    Explorers draw into an Image widget rather than an Output widget: an Output widget's captured
+    display messages leak into the cell's output under nbval and other headless runners, while an
+    image value is plain widget state that works the same in JupyterLab, Colab and tests.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    target.value = buffer.getvalue()

@@ -1,0 +1,27 @@
+"""Figures shared by several lessons (matplotlib, inline-backend friendly: each returns its Figure)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from .memory import GiB, FitReport
+
+FIT_COLOURS = {"weights": "#4c72b0", "KV cache": "#dd8452", "activations": "#55a868"}
+
+
+def plot_fit(report: FitReport, ax=None):
+    """One horizontal stacked bar: weights + KV cache + activations against the usable memory."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 1.8))
+    parts = {"weights": report.weights, "KV cache": report.kv_cache, "activations": report.activations}
+    left = 0.0
+    for label, value in parts.items():
+        ax.barh([0], [value / GiB], left=left, color=FIT_COLOURS[label], label=f"{label} {value / GiB:.2f} GiB")
+        left += value / GiB
+    ax.axvline(report.available / GiB, color="black", linestyle="--", label=f"usable {report.available / GiB:.1f} GiB")
+    ax.set_yticks([])
+    ax.set_xlabel("GiB")
+    ax.set_xlim(0, max(left, report.available / GiB) * 1.1)
+    ax.set_title(f"{report.model} ({report.precision}) on {report.device}: {'fits' if report.fits else 'does not fit'}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=4, fontsize=8, frameon=False)
+    ax.figure.tight_layout()
+    return ax.figure
