@@ -1,6 +1,8 @@
-"""Write each notebook's launch header: an "Open in Colab" badge and the Colab install cell.
+"""Write each notebook's launch header (an "Open in Colab" badge and the Colab install cell) and the
+README's launch badges and syllabus table.
 
-    python utils/stamp_notebooks.py course/*.ipynb solutions/*/*.ipynb
+    python utils/stamp_notebooks.py course/*.ipynb      # notebooks given on the command line
+    python utils/stamp_notebooks.py --readme            # README.md's generated sections
 
 Both cells are generated from slmcourse.launch (where the repository address is written once) and
 tagged `launch-badge` / `colab-install`, so running this again updates them in place. A notebook
@@ -13,7 +15,9 @@ from pathlib import Path
 
 import nbformat
 
-from slmcourse.launch import ROOT, colab_badge, colab_cell_source
+import re
+
+from slmcourse.launch import ROOT, binder_badge, colab_badge, colab_cell_source, syllabus_markdown
 
 
 def stamp(path: Path) -> bool:
@@ -47,7 +51,25 @@ def stamp(path: Path) -> bool:
     return changed
 
 
+def readme_sections() -> dict[str, str]:
+    return {"badges": binder_badge() + " " + colab_badge("course/00_setup.ipynb"), "syllabus": syllabus_markdown()}
+
+
+def stamp_readme(path: Path = ROOT / "README.md") -> bool:
+    """Refresh the text between <!-- NAME:start --> and <!-- NAME:end --> for each generated section."""
+    text = original = path.read_text()
+    for name, body in readme_sections().items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+    if text != original:
+        path.write_text(text)
+    return text != original
+
+
 def main(paths: list[str]) -> int:
+    if "--readme" in paths:
+        paths = [p for p in paths if p != "--readme"]
+        print(("stamped   " if stamp_readme() else "unchanged ") + "README.md")
     for name in paths:
         print(("stamped   " if stamp(Path(name)) else "unchanged ") + name)
     return 0
