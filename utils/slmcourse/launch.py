@@ -6,6 +6,7 @@ line and re-runs that command).
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 REPOSITORY = "https://github.com/slm-course/small-language-models"
@@ -39,19 +40,16 @@ def binder_badge(notebook: str = "course/00_setup.ipynb") -> str:
 
 
 def pinned(requirements: Path = ROOT / "requirements.txt") -> tuple[dict[str, str], dict[str, str]]:
-    """({package: version} installed normally, {package: version} installed with --no-deps)."""
-    normal: dict[str, str] = {}
-    no_deps: dict[str, str] = {}
-    target = normal
-    for raw in requirements.read_text().splitlines():
-        line = raw.strip()
-        if line.startswith("# --no-deps"):
-            target = no_deps
-        if not line or line.startswith("#"):
-            continue
-        name, version = line.split("==")
-        target[name] = version
-    return normal, no_deps
+    """({package: version} installed normally, {package: version} installed with --no-deps).
+
+    Parsed by utils/install_env.py, the installer `make` runs, so both read the pinned file the same way.
+    Only meaningful in a checkout of the repository (requirements.txt is not part of the package).
+    """
+    spec = importlib.util.spec_from_file_location("install_env", ROOT / "utils" / "install_env.py")
+    install_env = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(install_env)
+    normal, no_deps = install_env.read_requirements(requirements)
+    return (dict(line.split("==", 1) for line in normal), dict(line.split("==", 1) for line in no_deps))
 
 
 def colab_install_commands(source: str | None = None) -> list[list[str]]:
