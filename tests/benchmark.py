@@ -1,6 +1,6 @@
 """`make bench`: what each lesson costs on this machine, and how fast the bundled models load.
 
-Prints, and writes to benchmarks/budget.md (linked from the README):
+Prints, and writes to course/BUDGET.md (beside the lessons, linked from the README):
 - every lesson notebook's execution wall time and the kernel's peak memory (targets: < 2 GB, mybinder.org);
 - the cold load (conversion from GGUF into an empty cache) and warm load of each bundled model (target warm < 5 s);
 - then runs utils/deployment_figures.py (lesson 10's figures) when it exists.
@@ -21,7 +21,7 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks"
+OUT = ROOT / "course"
 PEAK_CELL = "import resource, sys\nprint('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 LOAD_SNIPPET = "import time, slmcourse; t = time.perf_counter(); slmcourse.load({name!r}, device='cpu'); print(time.perf_counter() - t)"
 
@@ -50,7 +50,6 @@ def load_time(name: str, cache: str | None = None) -> float:
 
 def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    OUT.mkdir(exist_ok=True)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                "notebooks": {}, "models": {}}
     print(f"machine: {results['machine']}")
@@ -69,14 +68,15 @@ def main() -> int:
         warm = min(load_time(name) for _ in range(2))
         results["models"][name] = {"cold_s": round(cold, 1), "warm_s": round(warm, 2)}
         print(f"  {name:<20} cold {cold:6.1f} s   warm {warm:5.2f} s", flush=True)
-    (OUT / "budget.json").write_text(json.dumps(results, indent=2))
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "budget.json").write_text(json.dumps(results, indent=2))
     lines = ["# Measured budget", "", f"Measured by `make bench` on: {results['machine']}.", "",
              "| notebook | run time (s) | peak memory (MiB) |", "| --- | ---: | ---: |"]
     lines += [f"| {n} | {r['seconds']} | {r['peak_mib']} |" for n, r in results["notebooks"].items()]
     lines += ["", "| bundled model | cold load (s) | warm load (s) |", "| --- | ---: | ---: |"]
     lines += [f"| {n} | {r['cold_s']} | {r['warm_s']} |" for n, r in results["models"].items()]
-    (OUT / "budget.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwritten: {OUT / 'budget.md'}")
+    (OUT / "BUDGET.md").write_text("\n".join(lines) + "\n")
+    print(f"\nwritten: {OUT / 'BUDGET.md'}")
     figures = ROOT / "utils" / "deployment_figures.py"
     if figures.exists():
         print("\nDeployment figures (lesson 10):", flush=True)
