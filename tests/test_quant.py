@@ -177,6 +177,32 @@ def test_structured_pruning_removes_channels_exactly():
         Q.prune_mlp_channels(Tiny(), 0.25)
 
 
+def test_wanda_prunes_per_row_and_spares_busy_inputs():
+    m = Tiny()
+    norms = {"up": torch.ones(64), "down": torch.ones(96)}
+    norms["up"][7] = 1e6                                        # input feature 7 is always huge
+    report = Q.magnitude_prune(m, 0.25, input_norms=norms)
+    assert ((m.up.weight == 0).sum(dim=1) == 16).all()         # exactly 25 % of every row
+    assert (m.up.weight[:, 7] != 0).all()                      # weights that meet the huge input stay
+    assert report.sparsity == pytest.approx(0.25)
+    with pytest.raises(CourseError, match="no entry for down"):
+        Q.magnitude_prune(Tiny(), 0.25, input_norms={"up": torch.ones(64)})
+
+
+def test_structured_pruning_with_activity():
+    torch.manual_seed(0)
+    mlp = GatedMLP()
+    activity = torch.ones(32)
+    activity[[3, 5, 30, 31]] = 0.0                              # four channels never fire
+    Q.prune_mlp_channels(nn.Sequential(mlp), 4 / 32, input_norms={"0.down_proj": activity})
+    assert mlp.down_proj.in_features == 28
+    torch.manual_seed(0)
+    ref = GatedMLP()
+    keep = [j for j in range(32) if j not in (3, 5, 30, 31)]
+    assert torch.equal(mlp.up_proj.weight, ref.up_proj.weight[keep])
+    assert torch.equal(mlp.down_proj.weight, ref.down_proj.weight[:, keep])
+
+
 # ---- the real SmolLM2 (loaded once) ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def smollm2():
@@ -199,3 +225,15 @@ def test_real_model_sizes_and_perplexity(smollm2):
     assert int4 < Q.model_size_bytes(model) / 3
     with pytest.raises(CourseError, match="group sizes that fit every layer"):
         Q.quantized_size_bytes(model, 4, "absmax", 128)          # 576 is not a multiple of 128
+
+
+def test_calibration_norms_match_a_direct_computation(smollm2):
+    model, tok = smollm2
+    text = "Rivers shape the land around them over thousands of years."
+    norms = Q.calibrate_input_norms(model, tok, text)
+    assert len(norms) == 7 * 30 and "lm_head" not in norms
+    ids = tok(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        x = model.model.layers[0].input_layernorm(model.model.embed_tokens(ids))[0]
+    assert torch.allclose(norms["model.layers.0.self_attn.q_proj"], x.norm(dim=0), rtol=1e-5)
+    assert norms["model.layers.0.mlp.down_proj"].shape == (1536,)

@@ -21,7 +21,9 @@ de-quantized values, so its quality is the quantized model's quality, while its 
 is computed from the codes, scales and zero points that a real format would write.
 
 Pruning: magnitude pruning sets the smallest weights to zero (unstructured: any weight; structured:
-whole MLP channels, which are removed, so the matrices really shrink).
+whole MLP channels, which are removed, so the matrices really shrink). Both can also rank weights by
+what they do on calibration text (weight size times the size of the input they meet, as Wanda does)
+instead of by weight size alone.
 """
 from __future__ import annotations
 
@@ -377,17 +379,20 @@ def quantize_model(model: nn.Module, bits: int = 8, scheme: str = "absmax", grou
                             quantized_weights=sum(math.prod(l["shape"]) for l in report_layers))
 
 
-def dynamic_int8(model: nn.Module) -> nn.Module:
-    """PyTorch's own dynamic int8 quantization of the Linear layers (a new model; CPU only).
+def dynamic_int8(model: nn.Module, inplace: bool = True) -> nn.Module:
+    """PyTorch's own dynamic int8 quantization of every Linear layer (CPU only).
 
-    Weights become real int8 tensors and the matrix products run in int8 kernels. The API is
-    deprecated (torch.ao.quantization moves to torchao) but still works; its warning is silenced.
+    Weights become real int8 tensors (one scale per matrix) and, at run time, each layer's input is
+    quantized to 8 bits too ("dynamic": its scale is computed on the fly), so the matrix products
+    run in int8 kernels. `inplace=True` swaps the layers inside `model` (no second copy in memory).
+    The API is deprecated (torch.ao.quantization moves to torchao) but still works in torch 2.x;
+    its deprecation warning is silenced here.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
-        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=inplace)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,32 +419,40 @@ class PruneReport:
         return self.pruned / self.total
 
 
-def magnitude_prune(model: nn.Module, amount: float, skip: Iterable[str] = ("lm_head",)) -> PruneReport:
-    """Unstructured magnitude pruning IN PLACE: in each Linear weight, zero the `amount` smallest |w|.
+def magnitude_prune(model: nn.Module, amount: float, skip: Iterable[str] = ("lm_head",),
+                    input_norms: dict[str, torch.Tensor] | None = None) -> PruneReport:
+    """Unstructured pruning IN PLACE: in each Linear weight, zero the `amount` least important weights.
 
-    The matrices keep their shape (the zeros are still stored and multiplied), so the dense size and
-    speed do not change; `sparse_bytes` is what a sparse format (non-zero values + a bitmask) needs.
+    Without `input_norms`: plain magnitude pruning (Han et al. 2015), the smallest |w| of each matrix.
+    With `input_norms` (from `calibrate_input_norms`): the Wanda score |w_ij| * ||x_j|| (Sun et al.
+    2023), which also weighs how large the input that meets the weight is, compared within each
+    output row. The matrices keep their shape (the zeros are still stored and multiplied), so the
+    dense size and speed do not change; `sparse_bytes` is what a sparse format (non-zero values + a
+    1-bit mask) would need.
     """
     _check_amount(amount)
     layers = linear_layers(model, skip)
     if not layers:
         raise CourseError("this model has no nn.Linear layers to prune (after `skip`)")
+    if input_norms is not None:
+        missing = [name for name, _ in layers if name not in input_norms]
+        if missing:
+            raise CourseError(f"input_norms has no entry for {missing[0]} (calibrate with the same `skip`)")
     original = model_size_bytes(model)
     pruned = total = 0
     sparse_delta = 0
     with torch.no_grad():
-        for _, module in layers:
+        for name, module in layers:
             w = module.weight
-            k = int(round(amount * w.numel()))
-            if k:
-                threshold = w.abs().flatten().kthvalue(k).values
-                mask = w.abs() > threshold
-                # ties at the threshold: keep exactly numel - k weights
-                extra = int(mask.numel() - mask.sum()) - k
-                if extra > 0:
-                    ties = ((w.abs() == threshold) & ~mask).flatten().nonzero().flatten()[:extra]
-                    mask.view(-1)[ties] = True
-                w.mul_(mask)
+            if input_norms is None:
+                k = int(round(amount * w.numel()))
+                mask = _keep_largest(w.abs().flatten(), w.numel() - k).view_as(w)
+            else:
+                score = w.abs() * input_norms[name].to(w.device, w.dtype)[None, :]
+                k = int(round(amount * w.shape[1]))
+                drop = torch.topk(score, k, dim=1, largest=False).indices
+                mask = torch.ones_like(w, dtype=torch.bool).scatter_(1, drop, False)
+            w.mul_(mask)
             zeros = int((w == 0).sum())
             pruned += zeros
             total += w.numel()
@@ -450,8 +463,44 @@ def magnitude_prune(model: nn.Module, amount: float, skip: Iterable[str] = ("lm_
                        dense_bytes=dense, sparse_bytes=dense + sparse_delta)
 
 
-def _mlps(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules()
+def _keep_largest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
+    """Boolean mask keeping exactly the `n_keep` largest entries of a 1-D tensor."""
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    if n_keep > 0:
+        mask[torch.topk(scores, n_keep).indices] = True
+    return mask
+
+
+@torch.no_grad()
+def calibrate_input_norms(model: nn.Module, tokenizer, texts: str | Sequence[str], skip: Iterable[str] = ("lm_head",),
+                          max_length: int = 512) -> dict[str, torch.Tensor]:
+    """Run calibration text through the model and record, for every Linear layer, the L2 norm of each
+    input feature over all tokens (||x_j||): the activation statistics that Wanda-style pruning uses."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise CourseError("calibration needs one or more non-empty texts")
+    layers = linear_layers(model, skip)
+    sums: dict[str, torch.Tensor] = {}
+    hooks = []
+    for name, module in layers:
+        def hook(_module, inputs, name=name):
+            x = inputs[0].detach().float().reshape(-1, inputs[0].shape[-1])
+            sums[name] = sums.get(name, 0) + x.pow(2).sum(0)
+        hooks.append(module.register_forward_pre_hook(hook))
+    device = next(model.parameters()).device
+    try:
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt").input_ids[:, :max_length].to(device)
+            model(input_ids=ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {name: total.sqrt().cpu() for name, total in sums.items()}
+
+
+def _mlps(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, m) for name, m in model.named_modules()
             if all(isinstance(getattr(m, n, None), nn.Linear) for n in ("gate_proj", "up_proj", "down_proj"))]
 
 
@@ -470,12 +519,15 @@ def _shrink(linear: nn.Linear, keep: torch.Tensor, dim: int) -> nn.Linear:
     return new
 
 
-def prune_mlp_channels(model: nn.Module, amount: float) -> PruneReport:
-    """Structured magnitude pruning IN PLACE: remove the `amount` weakest hidden channels of every MLP.
+def prune_mlp_channels(model: nn.Module, amount: float,
+                       input_norms: dict[str, torch.Tensor] | None = None) -> PruneReport:
+    """Structured pruning IN PLACE: remove the `amount` least important hidden channels of every MLP.
 
     Works on gated MLPs (gate_proj, up_proj, down_proj: Llama, SmolLM2, Gemma, Mistral ...). A hidden
-    channel j owns row j of gate_proj and up_proj and column j of down_proj; its magnitude is the
-    product of the L2 norms of those three vectors (its output scales with each of them). The weakest channels are cut out, so the matrices really get
+    channel j owns row j of gate_proj and up_proj and column j of down_proj. Its importance is, without
+    `input_norms`, its weight magnitude: the product of the L2 norms of those three vectors; with
+    `input_norms` (from `calibrate_input_norms`), what it really sends on: the norm of its activation
+    on calibration text times the norm of its down_proj column. The weakest channels are cut out, so the matrices really get
     smaller and faster (and `config.intermediate_size` is updated).
     """
     _check_amount(amount)
@@ -486,11 +538,18 @@ def prune_mlp_channels(model: nn.Module, amount: float) -> PruneReport:
     original = model_size_bytes(model)
     pruned = total = 0
     new_size = None
+    if input_norms is not None:
+        missing = [f"{name}.down_proj" for name, _ in mlps if f"{name}.down_proj" not in input_norms]
+        if missing:
+            raise CourseError(f"input_norms has no entry for {missing[0]}: calibrate this same model first")
     with torch.no_grad():
-        for mlp in mlps:
+        for name, mlp in mlps:
             width = mlp.up_proj.out_features
-            norms = (mlp.gate_proj.weight.norm(dim=1) * mlp.up_proj.weight.norm(dim=1)
-                     * mlp.down_proj.weight.norm(dim=0))
+            if input_norms is None:
+                norms = (mlp.gate_proj.weight.norm(dim=1) * mlp.up_proj.weight.norm(dim=1)
+                         * mlp.down_proj.weight.norm(dim=0))
+            else:
+                norms = input_norms[f"{name}.down_proj"].to(mlp.down_proj.weight.device) * mlp.down_proj.weight.norm(dim=0)
             n_keep = width - int(round(amount * width))
             if n_keep < 1:
                 raise CourseError(f"amount {amount} would remove every channel of a {width}-wide MLP")
@@ -509,7 +568,7 @@ def prune_mlp_channels(model: nn.Module, amount: float) -> PruneReport:
     if config is not None and hasattr(config, "intermediate_size") and new_size is not None:
         config.intermediate_size = new_size
     dense = model_size_bytes(model)
-    return PruneReport(kind="structured (MLP channels)", amount=amount, pruned=pruned, total=total,
+    return PruneReport(kind="structured", amount=amount, pruned=pruned, total=total,
                        original_bytes=original, dense_bytes=dense, sparse_bytes=dense)
 
 
@@ -547,14 +606,19 @@ def perplexity(model: nn.Module, tokenizer, texts: str | Sequence[str], max_leng
 
 
 @torch.no_grad()
-def generation_speed(model: nn.Module, tokenizer, prompt: str, new_tokens: int = 32, repeats: int = 1) -> dict:
-    """Greedy-generate exactly `new_tokens` tokens; returns {"text", "seconds", "tokens_per_s"} (best run)."""
+def generation_speed(model: nn.Module, tokenizer, prompt: str, new_tokens: int = 32, repeats: int = 1,
+                     warmup: bool = True) -> dict:
+    """Greedy-generate exactly `new_tokens` tokens; returns {"text", "seconds", "tokens_per_s"} (best run).
+
+    A short warm-up generation runs first (the first call pays one-off set-up costs)."""
     if new_tokens < 1 or repeats < 1:
         raise CourseError("new_tokens and repeats must be at least 1")
     device = next(model.parameters()).device
     inputs = tokenizer(prompt, return_tensors="pt").to(device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     best, output = math.inf, None
+    if warmup:
+        model.generate(**inputs, max_new_tokens=2, do_sample=False, pad_token_id=pad)
     for _ in range(repeats):
         start = time.perf_counter()
         output = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
