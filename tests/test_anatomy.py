@@ -127,6 +127,7 @@ def test_architecture_explorer_updates_and_refuses_nonsense(monkeypatch):
 
     box = architecture_explorer()
     assert "SmolLM2-135M-Instruct" in box.result.value and "30 x LlamaDecoderLayer" in box.result.value
+    assert bytes(box.figure.value).startswith(b"\x89PNG")               # the breakdown plot, as a PNG image
     box.controls["model"].value = "albert-base"
     assert "AlbertModel" in box.result.value and "embedding size" in box.result.value
     box.controls["device"].value = "mybinder.org session"
@@ -141,3 +142,4 @@ def test_architecture_explorer_updates_and_refuses_nonsense(monkeypatch):
     assert box.controls["hub_id"].value == "" and "T5ForConditionalGeneration" in box.result.value
     box.controls["context"].value = 0
     assert "Cannot compute this" in box.result.value and "context" in box.result.value
+    assert bytes(box.figure.value) == b""

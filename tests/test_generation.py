@@ -202,11 +202,13 @@ def test_decoding_explorer_generates_and_refuses_nonsense(smollm2):
     box = decoding_explorer(model, tokenizer, prompt="The capital of France is", strategy="greedy",
                             max_new_tokens=4)
     assert list(box.stages) == ["model", "repetition penalty", "temperature", "top-k", "top-p"]  # plotted at once
+    assert bytes(box.figure.value).startswith(b"\x89PNG")
     box.button.click()
     assert "Paris" in box.result.value and "tokens/s" in box.result.value
     assert box.progress.value == box.progress.max and not box.button.disabled
     box.controls["temperature"].value = 0.0
     assert "Cannot compute this" in box.result.value and "temperature" in box.result.value
+    assert bytes(box.figure.value) == b""
     box.button.click()                                       # refused again, nothing generated
     assert "temperature" in box.result.value
     box.controls["temperature"].value = 0.7

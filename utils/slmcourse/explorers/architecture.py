@@ -8,13 +8,12 @@ import html
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import display
 
 from .. import catalogue
 from ..anatomy import anatomy
 from ..errors import CourseError, OfflineError
 from ..memory import DEVICES
-from ._common import error_html, style_wide, tooltip
+from ._common import error_html, image_widget, show_figure, style_wide, tooltip
 
 PART_COLOURS = {"embeddings": "#4c72b0", "attention": "#dd8452", "mlp": "#55a868", "norms": "#8172b3",
                 "head": "#c44e52", "other": "#937860"}
@@ -64,7 +63,7 @@ def plot_breakdown(result, ax=None):
 
 def architecture_explorer(model: str = "smollm2-135m", device: str = "Laptop (16 GB RAM)",
                           context: int = 2048) -> widgets.VBox:
-    """Build the explorer. The returned VBox has `.controls` (name -> widget), `.result` (HTML) and `.update`."""
+    """Build the explorer. The returned VBox has `.controls` (name -> widget), `.result` (HTML), `.figure` (Image) and `.update`."""
     controls = {
         "model": widgets.Dropdown(options=[(catalogue.get(k).name, k) for k in catalogue.names()],
                                   value=catalogue.get(model).key, description="Model", style=style_wide()),
@@ -78,7 +77,7 @@ def architecture_explorer(model: str = "smollm2-135m", device: str = "Laptop (16
     tooltip(controls["context"], "Tokens held at once (prompt + generated text), for the KV-cache memory")
     build_button = widgets.Button(description="Show Hub model", button_style="info")
     result = widgets.HTML()
-    figure = widgets.Output()
+    figure = image_widget(width="640px")
 
     def update(_change=None) -> None:
         wanted = controls["hub_id"].value.strip() or controls["model"].value
@@ -86,14 +85,10 @@ def architecture_explorer(model: str = "smollm2-135m", device: str = "Laptop (16
             info = anatomy(wanted, controls["context"].value, controls["device"].value)
         except (CourseError, OfflineError) as err:
             result.value = error_html(str(err))
-            figure.clear_output()
+            figure.value = b""
             return
         result.value = render_html(info)
-        figure.clear_output(wait=True)
-        with figure:
-            fig = plot_breakdown(info)
-            display(fig)
-            plt.close(fig)
+        show_figure(figure, plot_breakdown(info))
 
     def on_model(_change=None) -> None:
         controls["hub_id"].value = ""   # picking from the list replaces a typed Hub id

@@ -11,11 +11,10 @@ import html
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import display
 
 from ..errors import CourseError
 from ..generation import check_settings, filter_stages, generate_text, next_token_logits, survivors
-from ._common import error_html, style_wide, tooltip
+from ._common import error_html, image_widget, show_figure, style_wide, tooltip
 
 STAGE_COLOURS = {"model": "#9e9e9e", "repetition penalty": "#8172b3", "temperature": "#dd8452",
                  "top-k": "#4c72b0", "top-p": "#55a868"}
@@ -65,7 +64,7 @@ def decoding_explorer(model, tokenizer, prompt: str = "Once upon a time, in a sm
                       temperature: float = 0.8, top_k: int = 50, top_p: float = 0.9, repetition_penalty: float = 1.0,
                       max_new_tokens: int = 30, seed: int = 0, chat: bool = False) -> widgets.VBox:
     """Build the explorer for a loaded causal LM. The returned VBox has `.controls`, `.result` (HTML),
-    `.figure` (Output), `.stages` (the distributions last plotted), `.button` (Generate), `.progress` and
+    `.figure` (Image), `.stages` (the distributions last plotted), `.button` (Generate), `.progress` and
     `.generate()` / `.redraw()` for headless use."""
     controls = {
         "prompt": widgets.Textarea(value=prompt, description="Prompt", style=style_wide(),
@@ -89,7 +88,7 @@ def decoding_explorer(model, tokenizer, prompt: str = "Once upon a time, in a sm
     button = widgets.Button(description="Generate", button_style="primary")
     progress = widgets.IntProgress(value=0, min=0, max=max_new_tokens, description="", layout=widgets.Layout(width="300px"))
     result = widgets.HTML()
-    figure = widgets.Output()
+    figure = image_widget(width="760px")
     cache: dict = {}
 
     def settings() -> dict:
@@ -113,14 +112,10 @@ def decoding_explorer(model, tokenizer, prompt: str = "Once upon a time, in a sm
                                    top_p=values["top_p"], repetition_penalty=values["repetition_penalty"])
         except CourseError as err:
             result.value = error_html(str(err))
-            figure.clear_output()
+            figure.value = b""
             return False
         box.stages = stages
-        figure.clear_output(wait=True)
-        with figure:
-            fig = plot_stages(stages, tokenizer)
-            display(fig)
-            plt.close(fig)
+        show_figure(figure, plot_stages(stages, tokenizer))
         return True
 
     def run(_button=None) -> None:
