@@ -61,9 +61,12 @@ def colab_install_commands(source: str | None = None) -> list[list[str]]:
     return [first, second]
 
 
-def colab_cell_source() -> str:
-    """Source of every notebook's first code cell: installs the course on Colab, does nothing elsewhere."""
-    commands = ",\n        ".join(repr(cmd) for cmd in colab_install_commands())
+def colab_cell_source(source: str | None = None) -> str:
+    """Source of every notebook's first code cell: installs the course on Colab, does nothing elsewhere.
+
+    `source` as in `colab_install_commands` (tests/test_colab.py installs from this checkout).
+    """
+    commands = ",\n        ".join(repr(cmd) for cmd in colab_install_commands(source))
     return (
         "# On Google Colab this installs the course's helper package and its bundled models;\n"
         "# anywhere else (make lab, Binder, JupyterHub) it does nothing.\n"
