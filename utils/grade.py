@@ -163,6 +163,7 @@ class Submission:
     version: str = ""
     notes: list[str] = field(default_factory=list)
     notebook: dict | None = None    # the parsed notebook, when it is one
+    sanitized: bool = False         # its grader metadata was repaired before filing
 
     def row(self) -> dict[str, str]:
         def number(x):
@@ -259,6 +260,29 @@ def _inspect(path: Path, sub: Submission, release_nb: dict, course_version: str)
         sub.notes.append(f"missing or renamed cells restored by the grader: {', '.join(missing)}")
     if unknown:
         sub.notes.append(f"cells with unknown ids (graded as ordinary cells): {', '.join(unknown)}")
+    sub.sanitized = _sanitize(nb, set(expected))
+
+
+def _sanitize(nb, known: set[str]) -> bool:
+    """Turn cells nbgrader would choke on into ordinary cells; True if anything changed.
+
+    nbgrader 0.9 crashes (KeyError 'grade_id') on a grade cell whose id is not in the gradebook - a
+    renamed cell - and on nbgrader metadata without an id; a copied cell repeats an id. Such cells keep
+    their content (the student's code still runs) but lose the grader's metadata; the cells the
+    grader knows are restored from the release by `OverwriteCells.add_missing_cells`.
+    """
+    changed, seen = False, set()
+    for cell in nb.cells:
+        meta = cell.get("metadata", {})
+        if "nbgrader" not in meta:
+            continue
+        gid = meta["nbgrader"].get("grade_id")
+        if gid not in known or gid in seen:
+            del meta["nbgrader"]
+            changed = True
+        else:
+            seen.add(gid)
+    return changed
 
 
 def _choose(subs: list[Submission], folder: Path) -> Submission:
@@ -349,7 +373,11 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        shutil.copyfile(submissions / sub.file, folder / f"{assignment}.ipynb")
+        if sub.sanitized:
+            import nbformat
+            nbformat.write(sub.notebook, folder / f"{assignment}.ipynb")
+        else:
+            shutil.copyfile(submissions / sub.file, folder / f"{assignment}.ipynb")
         for step in ("autograded", "feedback"):
             shutil.rmtree(course_dir / step / sub.student_id / assignment, ignore_errors=True)
 
@@ -372,7 +400,7 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
         max_code = float(sum(nb.max_code_score for nb in a.notebooks))
         max_written = float(sum(nb.max_written_score for nb in a.notebooks))
         for sub in subs:
-            if sub.status == "duplicate":
+            if sub.status == "duplicate" or not sub.student_id:
                 continue
             sub.max_score = max_code
             sub.manual_max = max_written
@@ -448,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     course_dir = args.course_dir.resolve()
     try:
+        if not (course_dir / "nbgrader_config.py").is_file() or not (course_dir / "solutions").is_dir():
+            raise GradingError(f"{course_dir} is not a course directory (it needs nbgrader_config.py and solutions/)")
         if args.command == "list":
             for name in assignment_names(course_dir):
                 state = "up to date" if not release_differences(course_dir, [name]) else "OUT OF DATE"

@@ -1,0 +1,369 @@
+"""Grading round-trips for the nbgrader assignments (solutions/ -> assignments/ -> autograde).
+
+Everything runs in temporary copies of the course (tmp_path): the repository's files, gradebook and
+folders are never touched. The autograding tests are marked `slow` (select or skip them with
+`-m slow` / `-m "not slow"`); `make test` runs them all.
+
+For every assignment, one nbgrader run grades four synthetic students at once:
+  solution  the release with every solution filled in      -> full autograded marks
+  release   the untouched student release                 -> zero, without crashing
+  broken    one function left unimplemented                -> strictly between
+  loop      one function stuck in an infinite loop         -> stopped by the timeout, the rest graded
+The assignments are graded in parallel (a few at a time) to keep the wall time down.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "utils"))
+import grade  # noqa: E402  (utils/grade.py, the instructor command)
+
+ASSIGNMENTS = grade.assignment_names(ROOT)
+# Per-cell timeout while testing: long enough for the slowest graded cell on a busy 2-core machine,
+# short enough that the infinite-loop submissions do not dominate the run time.
+TEST_TIMEOUT = 30
+
+# For each assignment: the solution cell left unimplemented ("broken"), and the (solution cell,
+# function) made to loop forever. The looping function's test cell must not be the last graded cell.
+CASES = {
+    "attention_variants": {"broken": "alibi", "loop": ("sliding_window", "sliding_window_mask")},
+    "compression": {"broken": "prune", "loop": ("quantize_int8", "dequantize_int8")},
+    "size_vs_task": {"broken": "pareto", "loop": ("scoring", "sequence_logprob")},
+    "domain_finetuning": {"broken": "add_lora", "loop": ("lora_linear", "lora_delta")},
+    "energy": {"broken": "annual_kwh", "loop": ("energy_functions", "energy_from_measurement")},
+}
+STUDENTS = ("solution", "release", "broken", "loop")
+MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
+
+
+# ----------------------------------------------------------------------------------------------
+# building synthetic submissions
+# ----------------------------------------------------------------------------------------------
+
+def read_nb(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_nb(nb: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+
+
+def grade_id(cell: dict) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def student_notebook(release_nb: dict, solution_nb: dict, leave_out: str | None = None,
+                     loop: tuple[str, str] | None = None) -> dict:
+    """The release with the solution code filled in (markers removed), as a student would hand it in."""
+    solutions = {grade_id(c): source(c) for c in solution_nb["cells"] if grade_id(c)}
+    nb = json.loads(json.dumps(release_nb))
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] != "code" or not meta.get("solution") or meta.get("grade_id") == leave_out:
+            continue
+        code = "\n".join(line for line in solutions[meta["grade_id"]].split("\n") if not MARKER.match(line))
+        if loop and meta["grade_id"] == loop[0]:
+            code += (f"\n\n\ndef {loop[1]}(*args, **kwargs):  # a submission stuck in an infinite loop\n"
+                     "    import time\n    while True:\n        time.sleep(0.05)  # sleeps: keeps the CPU free\n")
+        cell["source"] = code
+    return nb
+
+
+def make_course(root: Path, assignments: list[str], timeout: int | None = None) -> Path:
+    """A scratch course directory: nbgrader_config.py and the assignments' solutions/ folders."""
+    root.mkdir(parents=True, exist_ok=True)
+    config = (ROOT / "nbgrader_config.py").read_text()
+    if timeout is not None:
+        config += f"\nc.Execute.timeout = {timeout}  # tests only\n"
+    (root / "nbgrader_config.py").write_text(config)
+    for name in assignments:
+        shutil.copytree(ROOT / "solutions" / name, root / "solutions" / name,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return root
+
+
+def autograde_four_students(name: str, course: Path) -> Path:
+    make_course(course, [name], timeout=TEST_TIMEOUT)
+    grade.nbgrader(course, "generate_assignment", name, "--force")
+    release_nb = read_nb(course / "assignments" / name / f"{name}.ipynb")
+    solution_nb = read_nb(course / "solutions" / name / f"{name}.ipynb")
+    case = CASES[name]
+    notebooks = {
+        "solution": student_notebook(release_nb, solution_nb),
+        "release": release_nb,
+        "broken": student_notebook(release_nb, solution_nb, leave_out=case["broken"]),
+        "loop": student_notebook(release_nb, solution_nb, loop=case["loop"]),
+    }
+    for student, nb in notebooks.items():
+        write_nb(nb, course / "submitted" / student / name / f"{name}.ipynb")
+    result = grade.nbgrader(course, "autograde", name, "--force", check=False)
+    (course / "autograde.log").write_text(result.stdout + result.stderr)
+    return course
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Start grading every assignment (3 at a time); each test waits only for its own."""
+    pool = ThreadPoolExecutor(max_workers=3)
+    futures = {name: pool.submit(autograde_four_students, name, tmp_path_factory.mktemp(name))
+               for name in ASSIGNMENTS}
+    yield futures
+    pool.shutdown(wait=True)
+
+
+def scores(course: Path, name: str) -> dict[str, tuple[float, float]]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in STUDENTS:
+            try:
+                sub = gb.find_submission(name, student)
+            except MissingEntry:
+                continue
+            out[student] = (float(sub.code_score), float(sub.max_code_score))
+    return out
+
+
+def cell_scores(course: Path, name: str, student: str) -> list[tuple[str, float, float]]:
+    """(grade_id, score, max) of the autograded test cells, in notebook order."""
+    from nbgrader.api import Gradebook
+
+    order = [grade_id(c) for c in read_nb(course / "autograded" / student / name / f"{name}.ipynb")["cells"]]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        grades = {g.name: g for nb in gb.find_submission(name, student).notebooks for g in nb.grades
+                  if g.cell_type == "code"}
+        return [(gid, float(grades[gid].score), float(grades[gid].max_score)) for gid in order if gid in grades]
+
+
+def results(graded, name: str) -> tuple[Path, dict[str, tuple[float, float]]]:
+    course = graded[name].result()
+    found = scores(course, name)
+    missing = [s for s in STUDENTS if s not in found]
+    assert not missing, f"nbgrader did not grade {missing}:\n" + (course / "autograde.log").read_text()[-3000:]
+    return course, found
+
+
+# ----------------------------------------------------------------------------------------------
+# every assignment: structure (fast)
+# ----------------------------------------------------------------------------------------------
+
+def test_every_assignment_has_a_case():
+    assert set(ASSIGNMENTS) == set(CASES), "add the new assignment to CASES"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_source_notebook_is_well_formed(name):
+    import slmcourse
+
+    nb = read_nb(ROOT / "solutions" / name / f"{name}.ipynb")
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    stamp = nb["metadata"]["slmcourse"]
+    assert stamp["assignment"] == name and stamp["version"] == slmcourse.__version__
+    ids = [grade_id(c) for c in nb["cells"] if grade_id(c)]
+    assert len(ids) == len(set(ids)), "grade ids must be unique"
+    auto = sum(c["metadata"]["nbgrader"]["points"] for c in nb["cells"]
+               if grade_id(c) and c["metadata"]["nbgrader"]["grade"] and c["cell_type"] == "code")
+    manual = sum(c["metadata"]["nbgrader"]["points"] for c in nb["cells"]
+                 if grade_id(c) and c["metadata"]["nbgrader"]["grade"] and c["cell_type"] == "markdown")
+    assert (auto, manual) == (stamp["points_autograded"], stamp["points_manual"])
+    assert auto > 0 and manual > 0 and auto + manual == 20
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("task"):
+            assert not meta.get("grade"), "a task cell must be grade: false or its points count twice"
+        if meta.get("grade") and cell["cell_type"] == "code":
+            assert meta.get("locked"), f"test cell {meta['grade_id']} must be locked"
+    case = CASES[name]
+    assert case["broken"] in ids and case["loop"][0] in ids
+    assert f"def {case['loop'][1]}(" in source(next(c for c in nb["cells"] if grade_id(c) == case["loop"][0]))
+
+
+# ----------------------------------------------------------------------------------------------
+# every assignment: autograding (slow)
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_solution_gets_full_marks(graded, name):
+    course, found = results(graded, name)
+    score, maximum = found["solution"]
+    lost = [c for c in cell_scores(course, name, "solution") if c[1] < c[2]]
+    assert maximum > 0 and score == maximum, f"the solution lost points in {lost}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_untouched_release_scores_zero(graded, name):
+    course, found = results(graded, name)
+    assert found["release"][0] == 0, cell_scores(course, name, "release")
+    assert (course / "autograded" / "release" / name / f"{name}.ipynb").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_one_broken_function_scores_between(graded, name):
+    course, found = results(graded, name)
+    score, maximum = found["broken"]
+    assert 0 < score < maximum, cell_scores(course, name, "broken")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_infinite_loop_is_stopped_and_the_rest_graded(graded, name):
+    course, found = results(graded, name)
+    score, maximum = found["loop"]
+    assert 0 < score < maximum
+    autograded = read_nb(course / "autograded" / "loop" / name / f"{name}.ipynb")
+    timed_out = [grade_id(c) for c in autograded["cells"]
+                 if any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", []))]
+    assert timed_out, "no cell was interrupted by the timeout"
+    cells = cell_scores(course, name, "loop")
+    first = next(i for i, c in enumerate(cells) if c[0] in timed_out)
+    assert cells[first][1] == 0
+    assert any(s == m > 0 for _, s, m in cells[first + 1:]), f"nothing after the loop was graded: {cells}"
+
+
+# ----------------------------------------------------------------------------------------------
+# the release in assignments/ is what generate_assignment makes from solutions/
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_committed_release_matches_solutions():
+    problems = grade.release_differences(ROOT)
+    assert not problems, "\n".join(problems) + "\nrun `python utils/grade.py release` and commit assignments/"
+
+
+@pytest.mark.slow
+def test_release_check_notices_drift(tmp_path):
+    course = make_course(tmp_path / "course", ["energy"])
+    shutil.copytree(ROOT / "assignments" / "energy", course / "assignments" / "energy")
+    nb_path = course / "solutions" / "energy" / "energy.ipynb"
+    nb = read_nb(nb_path)
+    nb["cells"][1]["source"] = "# changed instructions\n"
+    write_nb(nb, nb_path)
+    assert grade.release_differences(course, ["energy"]) == \
+        ["assignments/energy/energy.ipynb differs from what solutions/energy generates"]
+    assert grade.main(["--course-dir", str(course), "release", "energy"]) == 0
+    assert "changed instructions" in (course / "assignments" / "energy" / "energy.ipynb").read_text()
+
+
+# ----------------------------------------------------------------------------------------------
+# the instructor command, end to end
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("file_name, expected", [
+    ("s1234567_energy.ipynb", "s1234567"),
+    ("energy_s1234567.ipynb", "s1234567"),
+    ("smithjane_12345_67890_energy.ipynb", "12345"),          # Canvas
+    ("smithjane_LATE_12345_67890_energy-1.ipynb", "12345"),   # Canvas, late resubmission
+    ("Jane Smith_12345_assignsubmission_file_energy.ipynb", "12345"),  # Moodle
+    ("Jane Smith_12345_assignsubmission_file_/energy.ipynb", "12345"),  # Moodle, one folder per student
+    ("energy.ipynb", None),
+])
+def test_student_id_from_lms_file_names(file_name, expected):
+    assert grade.student_id_from_name(file_name, "energy") == expected
+
+
+def test_student_id_pattern():
+    assert grade.student_id_from_name("x/ab12-energy (3).ipynb", "energy", r"([a-z]+\d+)-") == "ab12"
+    assert grade.student_id_from_name("energy.ipynb", "energy", r"(\d+)") is None
+
+
+@pytest.mark.slow
+def test_collect_and_grade_end_to_end(tmp_path):
+    name = "energy"
+    course = make_course(tmp_path / "course", [name])
+    grade.nbgrader(course, "generate_assignment", name, "--force")
+    release_nb = read_nb(course / "assignments" / name / f"{name}.ipynb")
+    solution_nb = read_nb(course / "solutions" / name / f"{name}.ipynb")
+    good = student_notebook(release_nb, solution_nb)
+    subs = tmp_path / "export"
+    write_nb(good, subs / "smithjane_1001_5551_energy.ipynb")                               # good
+    write_nb(student_notebook(release_nb, solution_nb, leave_out="annual_kwh"),
+             subs / "doejohn_1002_5552_energy.ipynb")                                       # partial
+    (subs / "roeann_1003_5553_energy.ipynb").write_text('{"cells": [ {"cell_type": "co')  # broken JSON
+    (subs / "lee_1004_5554_energy.pdf").write_bytes(b"%PDF-1.4 not a notebook")             # not a notebook
+    (subs / "kim_1005_5555_energy.ipynb").write_bytes(b"")                                  # empty file
+    renamed = json.loads(json.dumps(good))                                                  # renamed test cell
+    for cell in renamed["cells"]:
+        if grade_id(cell) == "test_annual_kwh":
+            cell["metadata"]["nbgrader"]["grade_id"] = "my_tests"
+    renamed["metadata"]["slmcourse"]["version"] = "0.0.1"                                   # older release
+    write_nb(renamed, subs / "park_1006_5556_energy.ipynb")
+    write_nb(release_nb, subs / "nobody_energy.ipynb")                                      # no id in the name
+    (subs / ".DS_Store").write_bytes(b"\0")                                                 # ignored
+    # another student, graded in an earlier batch: must stay as it is
+    other = course / "submitted" / "9999" / name / f"{name}.ipynb"
+    write_nb(good, other)
+    before = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
+
+    out = tmp_path / "report"
+    argv = ["--course-dir", str(course), "collect-and-grade", name, str(subs), "--out", str(out)]
+    assert grade.main(argv) == 0
+    with open(out / "grades.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    first_csv = (out / "grades.csv").read_text()
+    expected = [
+        ("1001", "smithjane_1001_5551_energy.ipynb", "graded", "14", "6 manual points pending"),
+        ("1002", "doejohn_1002_5552_energy.ipynb", "graded", "10",
+         "lost points: test_annual_kwh 0/4; 6 manual points pending"),
+        ("1003", "roeann_1003_5553_energy.ipynb", "broken notebook", "0", "not valid notebook JSON"),
+        ("1004", "lee_1004_5554_energy.pdf", "not a notebook", "0",
+         "a .pdf file was submitted instead of a .ipynb notebook"),
+        ("1005", "kim_1005_5555_energy.ipynb", "empty file", "0", "the file is empty (0 bytes)"),
+        ("1006", "park_1006_5556_energy.ipynb", "graded", "14",
+         "made from course version 0.0.1, graded with version"),
+        ("", "nobody_energy.ipynb", "no student id", "", "no student id found in the file name"),
+    ]
+    assert [(r["student_id"], r["file"], r["status"], r["autograded_score"]) for r in rows] == \
+        [e[:4] for e in expected]
+    for row, (*_, note) in zip(rows, expected):
+        assert note in row["notes"], (row, note)
+        assert row["autograded_max"] == ("14" if row["student_id"] else "")
+    assert "missing or renamed cells restored by the grader: test_annual_kwh" in rows[5]["notes"]
+    import slmcourse
+    assert rows[0]["course_version"] == slmcourse.__version__ and rows[4]["course_version"] == ""
+    # feedback for every student with an id, and nothing for anyone else
+    assert sorted(p.name for p in (out / "feedback").iterdir()) == \
+        [f"{i}.html" for i in ("1001", "1002", "1003", "1004", "1005", "1006")]
+    assert "could not be graded" in (out / "feedback" / "1004.html").read_text()
+    assert "flops_per_token" in (out / "feedback" / "1001.html").read_text()
+    # each student's work is filed in its own folder, byte for byte; the earlier student is untouched
+    assert (course / "submitted" / "1001" / name / f"{name}.ipynb").read_bytes() == \
+        (subs / "smithjane_1001_5551_energy.ipynb").read_bytes()
+    assert not (course / "submitted" / "1004").exists()
+    assert not (course / "autograded" / "9999").exists() and read_nb(other) == good
+    assert {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()} == before, "the export was modified"
+
+    # running it again gives the same grades
+    assert grade.main(argv) == 0
+    assert (out / "grades.csv").read_text() == first_csv
+
+
+def test_collect_and_grade_refuses_bad_arguments(tmp_path):
+    course = make_course(tmp_path / "course", ["energy"])
+    assert grade.main(["--course-dir", str(course), "collect-and-grade", "nosuch", str(tmp_path)]) == 2
+    assert grade.main(["--course-dir", str(course), "collect-and-grade", "energy", str(tmp_path / "none")]) == 2
+    assert grade.main(["--course-dir", str(tmp_path / "none"), "release", "--check"]) == 2
+
+
+def test_command_line_help_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "utils" / "grade.py"), "--help"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "collect-and-grade" in result.stdout
