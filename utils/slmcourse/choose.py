@@ -1,0 +1,253 @@
+"""Choosing a small language model: constraints in, ranked candidates with their reasons out.
+
+Lesson 11's decision tool. It turns the source's "implementation considerations" (hardware, task,
+deployment context) into checks on the catalogue:
+
+- memory     - weights + KV cache + activations at a precision and context (slmcourse.memory.fit);
+- latency    - expected decode speed on a target device (slmcourse.bench.plan_deployment);
+- licence    - what the weights' licence allows (permissive, commercial use with terms, research only);
+- task       - what the model is built and tuned for (its family and the source table's applications);
+- languages  - English-only training data or multilingual;
+- context    - the longest context the model was trained for.
+
+Every candidate comes back with one line per check, passed or failed, so a learner sees WHY a model
+is ranked where it is, not just a list.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .catalogue import ModelCard, all_cards, get
+from .errors import CourseError
+from .memory import DEVICES, GiB, PRECISIONS, fit
+
+# ---------------------------------------------------------------------------------------------
+# Licences: what each licence in the catalogue allows
+# ---------------------------------------------------------------------------------------------
+LICENCE_CLASS = {
+    "MIT": "permissive",
+    "Apache-2.0": "permissive",
+    "CC-BY-SA-4.0": "share-alike",
+    "Llama 2 Community License": "custom terms",
+    "Gemma Terms of Use": "custom terms",
+    "OPT-175B licence agreement (non-commercial research)": "non-commercial",
+}
+LICENCE_MEANING = {
+    "permissive": "use, change and sell freely; keep the licence notice",
+    "share-alike": "commercial use allowed, but shared derivatives must carry the same licence",
+    "custom terms": "commercial use allowed under the owner's terms, with a use policy (read them)",
+    "non-commercial": "research and non-commercial use only",
+}
+# What a user asks for -> which licence classes satisfy it.
+LICENCE_NEEDS = {
+    "any": ("permissive", "share-alike", "custom terms", "non-commercial"),
+    "commercial": ("permissive", "share-alike", "custom terms"),
+    "permissive": ("permissive",),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tasks: from the source table's "Applications" column, the family, and the bundled models' cards
+# ---------------------------------------------------------------------------------------------
+TASKS = ("chat", "text generation", "code", "reasoning", "classification", "embeddings",
+         "question answering", "translation", "summarization")
+_KEYWORDS = {
+    "chat": ("chat", "instruction"),
+    "text generation": ("text generation", "general text"),
+    "code": ("cod",),
+    "reasoning": ("reasoning",),
+    "classification": ("classification", "nlu", "sentiment", "ner"),
+    "question answering": ("qa",),
+    "translation": ("translation",),
+    "summarization": ("summarization",),
+    "embeddings": ("feature extraction", "embedding"),
+}
+# The bundled models are not in the source table; their tasks come from their model cards.
+_BUNDLED_TASKS = {
+    "smollm2-135m": ("chat", "text generation"),          # instruction-tuned (its chat template, lesson 3)
+    "gemma-3-270m": ("text generation",),                 # a base model, meant to be fine-tuned (lesson 9)
+    "all-minilm-l6-v2": ("embeddings", "classification"),  # sentence embeddings, similarity (lesson 7)
+}
+
+
+def tasks_of(model: str | ModelCard) -> tuple[str, ...]:
+    """The tasks a catalogued model is meant for, in the order of TASKS."""
+    card = get(model)
+    if card.key in _BUNDLED_TASKS:
+        return tuple(t for t in TASKS if t in _BUNDLED_TASKS[card.key])
+    text = " ".join(card.source.get(k, "") for k in ("applications", "excellence")).lower()
+    found = {task for task, words in _KEYWORDS.items() if any(w in text for w in words)}
+    if card.family == "decoder-only":
+        found.add("text generation")
+    if card.family == "encoder":
+        found.add("embeddings")  # any encoder gives (mean-pooled) embeddings
+    return tuple(t for t in TASKS if t in found)
+
+
+# ---------------------------------------------------------------------------------------------
+# Languages: English-centric unless the model's card says otherwise
+# ---------------------------------------------------------------------------------------------
+MULTILINGUAL = {
+    "gemma-3-270m": "Gemma 3 model card: trained on data in over 140 languages",
+    "flan-t5-small": "FLAN-T5 model card: instruction-tuned on tasks in many languages, translation included",
+}
+LANGUAGE_NOTES = {
+    "falcon-1b": "the source table says 'multilingual', but Falcon-RW-1B was trained on English web data "
+                 "(RefinedWeb) only",
+    "codellama-7b": "'multilingual' in the source table means programming languages; its natural language is English",
+}
+
+
+def is_multilingual(model: str | ModelCard) -> bool:
+    return get(model).key in MULTILINGUAL
+
+
+# ---------------------------------------------------------------------------------------------
+# The decision tool
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Constraints:
+    """What the deployment needs. None (or "any") switches a check off."""
+
+    task: str | None = None
+    memory_gib: float | None = None
+    device: str | None = None           # a memory.DEVICES name: its usable memory and, with latency, speed
+    precision: str = "bf16"
+    context: int = 2048
+    licence: str = "any"                # "any", "commercial" or "permissive"
+    multilingual: bool = False
+    latency_ms: float | None = None     # decode budget per token on `device` (needs a bench.TARGETS device)
+    efficiency: float = 0.5             # share of the bandwidth bound reached (lesson 10 measures it)
+
+    def check(self) -> None:
+        if self.task is not None and self.task not in TASKS:
+            raise CourseError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}")
+        if self.memory_gib is not None and (not isinstance(self.memory_gib, (int, float))
+                                            or isinstance(self.memory_gib, bool) or self.memory_gib <= 0):
+            raise CourseError(f"memory must be a number of GiB > 0, got {self.memory_gib!r}")
+        if self.device is not None and self.device not in DEVICES:
+            raise CourseError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise CourseError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if not isinstance(self.context, int) or isinstance(self.context, bool) or self.context < 1:
+            raise CourseError(f"context must be a whole number of tokens >= 1, got {self.context!r}")
+        if self.licence not in LICENCE_NEEDS:
+            raise CourseError(f"licence must be one of {', '.join(LICENCE_NEEDS)}, got {self.licence!r}")
+        if self.latency_ms is not None:
+            from .bench import TARGETS
+
+            if not isinstance(self.latency_ms, (int, float)) or self.latency_ms <= 0:
+                raise CourseError(f"the latency budget must be a number of milliseconds > 0, got {self.latency_ms!r}")
+            if self.device not in TARGETS:
+                raise CourseError("a latency budget needs a target device to estimate speed on: choose one of "
+                                  f"{', '.join(TARGETS)}")
+
+
+@dataclass
+class Candidate:
+    key: str
+    name: str
+    params: int
+    ok: bool
+    reasons: list[str] = field(default_factory=list)   # "+ ..." passed, "- ..." failed, "  ..." a note
+    memory_bytes: int | None = None
+    tokens_per_s: float | None = None
+
+    @property
+    def failed(self) -> list[str]:
+        return [r[2:] for r in self.reasons if r.startswith("- ")]
+
+    def summary(self) -> str:
+        return f"{self.name} ({self.params / 1e6:,.0f}M): " + "; ".join(r[2:] for r in self.reasons)
+
+
+def _memory_needed(card: ModelCard, c: Constraints) -> int:
+    # fit() needs a device for its verdict; the total does not depend on it.
+    return fit(card, precision=c.precision, context=min(c.context, card.context_length),
+               device=c.device or "Laptop (16 GB RAM)").total
+
+
+def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
+    """Check one model against every constraint; one reason line per check."""
+    card, c = get(model), constraints
+    c.check()
+    cand = Candidate(card.key, card.name, card.params, ok=True)
+
+    def verdict(passed: bool, text: str) -> None:
+        cand.reasons.append(("+ " if passed else "- ") + text)
+        cand.ok = cand.ok and passed
+
+    tasks = tasks_of(card)
+    if c.task is not None:
+        verdict(c.task in tasks, f"task {c.task}: {'built for it' if c.task in tasks else 'not built for it'} "
+                                 f"({', '.join(tasks)})")
+    verdict(card.context_length >= c.context,
+            f"context {card.context_length:,} tokens {'>=' if card.context_length >= c.context else '<'} "
+            f"{c.context:,} needed")
+    cls = LICENCE_CLASS.get(card.licence, "custom terms")
+    verdict(cls in LICENCE_NEEDS[c.licence], f"licence {card.licence} ({cls}: {LICENCE_MEANING[cls]})")
+    if c.multilingual:
+        verdict(card.key in MULTILINGUAL, MULTILINGUAL.get(card.key, "English-centric training data"))
+    if card.key in LANGUAGE_NOTES:
+        cand.reasons.append("  " + LANGUAGE_NOTES[card.key])
+    need = _memory_needed(card, c)
+    cand.memory_bytes = need
+    budgets = []
+    if c.memory_gib is not None:
+        budgets.append((c.memory_gib * GiB, f"{c.memory_gib:g} GiB"))
+    if c.device is not None:
+        budgets.append((DEVICES[c.device].usable_bytes, f"{DEVICES[c.device].usable_bytes / GiB:.1f} GiB usable "
+                                                         f"on {c.device}"))
+    for limit, label in budgets:
+        verdict(need <= limit, f"memory {need / GiB:.2f} GiB at {c.precision} with {min(c.context, card.context_length):,}"
+                               f" tokens {'<=' if need <= limit else '>'} {label}")
+    if c.latency_ms is not None:
+        if card.family == "encoder":
+            cand.reasons.append("  an encoder reads its input in one pass: no per-token latency")
+        else:
+            from .bench import plan_deployment
+
+            plan = plan_deployment(card, c.device, c.precision, c.latency_ms, efficiency=c.efficiency,
+                                   context=min(c.context, card.context_length))
+            cand.tokens_per_s = plan.tokens_per_s
+            verdict(plan.ms_per_token <= c.latency_ms,
+                    f"expected ~{plan.ms_per_token:.1f} ms per token on {c.device} "
+                    f"{'<=' if plan.ms_per_token <= c.latency_ms else '>'} {c.latency_ms:g} ms budget")
+    return cand
+
+
+PREFERENCES = ("quality", "efficiency")
+
+
+def choose(constraints: Constraints | None = None, prefer: str = "quality", include_rejected: bool = True,
+           **kwargs) -> list[Candidate]:
+    """Rank the catalogue against `constraints` (or keyword arguments of Constraints).
+
+    Models meeting every constraint come first. Among them, `prefer="quality"` puts the largest first
+    (within a family, more parameters usually means a better model - lesson 1's and the size-vs-task
+    assignment's trade-off); `prefer="efficiency"` puts the smallest first (least memory, fastest,
+    cheapest). Rejected models follow, those failing fewest checks first, unless include_rejected=False.
+    """
+    if constraints is None:
+        try:
+            constraints = Constraints(**kwargs)
+        except TypeError as err:
+            raise CourseError(f"unknown constraint: {err}. Constraints are: task, memory_gib, device, precision, "
+                              f"context, licence, multilingual, latency_ms, efficiency") from None
+    elif kwargs:
+        raise CourseError("give either a Constraints object or keyword arguments, not both")
+    if prefer not in PREFERENCES:
+        raise CourseError(f"prefer must be 'quality' or 'efficiency', got {prefer!r}")
+    constraints.check()
+    sign = -1 if prefer == "quality" else 1
+    ranked = sorted((evaluate(card, constraints) for card in all_cards()),
+                    key=lambda cand: (not cand.ok, len(cand.failed), sign * cand.params, cand.key))
+    return ranked if include_rejected else [cand for cand in ranked if cand.ok]
+
+
+def table(candidates: list[Candidate]) -> list[dict]:
+    """Rows for a pandas DataFrame: rank, model, size, verdict, and the reasons."""
+    return [{"rank": i + 1, "model": cand.name, "params (M)": round(cand.params / 1e6),
+             "memory (GiB)": round(cand.memory_bytes / GiB, 2) if cand.memory_bytes is not None else None,
+             "meets all": "yes" if cand.ok else "no",
+             "why not": "; ".join(cand.failed) if cand.failed else ""}
+            for i, cand in enumerate(candidates)]
