@@ -146,3 +146,38 @@ def test_plan_all_ranks_models_meeting_the_budget_first():
     flags = [p.meets_budget for p in plans]
     assert flags == sorted(flags, reverse=True)
     assert any(flags) and not all(flags)
+
+
+# --- the deployment planner explorer, driven headless ------------------------------------------
+def test_planner_explorer_updates_and_reports_nonsense():
+    from slmcourse.explorers.deployment import plan_targets, planner_explorer
+
+    box = planner_explorer(model="smollm2-135m", target="Raspberry Pi 5 (8 GB)", precision="bf16",
+                           latency_budget_ms=100, efficiency=0.5)
+    first = box.result.value
+    plan = B.plan_deployment("smollm2-135m", "Raspberry Pi 5 (8 GB)", "bf16", 100, efficiency=0.5)
+    assert "Fits and meets the latency budget" in first and f"{plan.ms_per_token:.1f} ms per token" in first
+    assert box.figure.value[:8] == b"\x89PNG\r\n\x1a\n"
+    box.controls["model"].value = "mistral-7b"
+    box.controls["precision"].value = "fp32"
+    assert "Does not fit in memory" in box.result.value
+    box.controls["model"].value = "tinyllama-1.1b"
+    box.controls["target"].value = "NVIDIA A100 (80 GB)"
+    assert "USD per million" in box.result.value
+    # a context the model was never trained for is clamped, a model that cannot decode is refused
+    box.update()
+    with pytest.raises(CourseError):
+        B.plan_deployment("albert-base", "Laptop (16 GB RAM)")
+    plans = plan_targets("smollm2-135m", "int8", 50, efficiency=0.4)
+    assert [p.target for p in plans] == list(B.TARGETS)
+    assert plans[0].tokens_per_s < plans[-1].tokens_per_s
+
+
+def test_planner_explorer_shows_a_message_for_bad_efficiency(monkeypatch):
+    from slmcourse.explorers.deployment import planner_explorer
+
+    box = planner_explorer()
+    box.controls["efficiency"].max = 2.0
+    box.controls["efficiency"].value = 1.5
+    assert "Cannot compute this" in box.result.value and "efficiency" in box.result.value
+    assert box.figure.value == b""

@@ -84,3 +84,23 @@ def test_clear_errors(kwargs, message):
         C.choose(**kwargs)
     with pytest.raises(CourseError, match="prefer"):
         C.choose(prefer="cheapest")
+
+
+# --- the chooser explorer, driven headless -------------------------------------------------------
+def test_chooser_explorer():
+    from slmcourse.explorers.deployment import chooser_explorer
+
+    box = chooser_explorer(task="chat", device="Laptop (16 GB RAM)", licence="commercial")
+    assert "meet every constraint" in box.result.value and "✔" in box.result.value
+    box.controls["device"].value = "mybinder.org session"
+    box.controls["context"].value = 32768
+    box.controls["multilingual"].value = True
+    assert "No model meets every constraint" in box.result.value
+    box.controls["context"].value = 0
+    assert "Cannot compute this" in box.result.value and "context" in box.result.value
+    box.controls["context"].value = 2048
+    box.controls["latency_ms"].value = 50.0              # mybinder is not a speed target: a message
+    assert "Cannot compute this" in box.result.value and "target device" in box.result.value
+    box.controls["device"].value = "Raspberry Pi 5 (8 GB)"
+    box.controls["task"].value = "text generation"
+    assert "Gemma-3-270M" in box.result.value

@@ -1,0 +1,139 @@
+"""Lesson 10's deployment figures for this machine: SmolLM2-135M per precision.
+
+Measures, for the REAL pretrained SmolLM2-135M-Instruct at fp32, bf16 and PyTorch dynamic int8
+(CPU only): time to first token, decode tokens/s (median of repeated runs, with the min-max), throughput
+at batch 4, weight memory, the peak memory of a fresh process while generating, perplexity on the course's
+held-out text (quality), and the machine's memory bandwidth with the share of the bandwidth limit reached.
+
+Writes benchmarks/deployment.json and benchmarks/deployment.md (linked from the README), so a learner
+can compare their machine with ours. `make bench` runs it; on its own:
+
+    .venv/bin/python utils/deployment_figures.py [--repeats 3] [--new-tokens 32] [--out benchmarks]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = ("Small language models run on laptops, phones and single-board computers. Explain in two sentences "
+          "why a smaller model answers faster than a larger one.")
+
+
+def measure(precision: str, device: torch.device, repeats: int, new_tokens: int, heldout: str) -> dict:
+    from slmcourse import bench as B
+    from slmcourse import load, quant as Q
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    model, tok = load("smollm2-135m", device=device, dtype=dtype)
+    if precision == "int8-dynamic":
+        model = Q.dynamic_int8(model)
+    model.eval()
+    ids = tok(PROMPT, return_tensors="pt").input_ids
+    weights = Q.model_size_bytes(model)
+    peak = B.peak_memory(lambda: B.measure_latency(model, ids, new_tokens=new_tokens, repeats=repeats, warmup=1),
+                         trace_python=False)
+    latency = peak.result
+    batch = B.measure_latency(model, ids.repeat(4, 1), new_tokens=new_tokens, repeats=max(1, repeats - 1), warmup=1)
+    ppl = Q.perplexity(model, tok, heldout, max_length=256)
+    row = {"precision": precision, "device": str(device), "weights_mb": round(weights / 1e6, 1),
+           **latency.as_dict(), "batch4_throughput_tokens_per_s": round(batch.throughput_tokens_per_s, 2),
+           "process_peak_mib": round(peak.rss_peak / 2 ** 20), "perplexity": round(ppl, 2),
+           "text": tok.decode(latency.new_ids[0], skip_special_tokens=True)}
+    if peak.cuda_peak is not None:
+        row["cuda_peak_mib"] = round(peak.cuda_peak / 2 ** 20)
+    del model
+    gc.collect()
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one precision, print JSON
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.one:
+        from slmcourse import pick_device
+
+        torch.manual_seed(0)
+        heldout = (files("slmcourse") / "data" / "heldout_general.txt").read_text()[:3000]
+        print("RESULT " + json.dumps(measure(args.one, pick_device(), args.repeats, args.new_tokens, heldout)))
+        return 0
+
+    from slmcourse import bench as B
+    from slmcourse import pick_device
+
+    torch.manual_seed(0)
+    device = pick_device()
+    bandwidth = B.measure_bandwidth(mib=256, repeats=5, device=device)
+    precisions = ["fp32", "bf16"] + (["int8-dynamic"] if device.type == "cpu" else [])
+    rows = []
+    for precision in precisions:
+        start = time.perf_counter()
+        # each precision in a fresh process, so its peak memory is its own
+        out = subprocess.run([sys.executable, __file__, "--one", precision, "--repeats", str(args.repeats),
+                              "--new-tokens", str(args.new_tokens)], check=True, capture_output=True, text=True)
+        row = json.loads(out.stdout.split("RESULT ", 1)[1])
+        bytes_read = row["weights_mb"] * 1e6
+        bound = B.bandwidth_bound_tokens_per_s(bytes_read, bandwidth)
+        row["bandwidth_bound_tokens_per_s"] = round(bound, 1)
+        row["share_of_bound"] = round(row["decode_tokens_per_s"] / bound, 3)
+        rows.append(row)
+        print(f"  {precision:<13} TTFT {row['ttft_ms']:8.1f} ms   decode {row['decode_tokens_per_s']:6.1f} tokens/s "
+              f"(bound {bound:6.1f})   batch 4 {row['batch4_throughput_tokens_per_s']:6.1f} tokens/s   "
+              f"weights {row['weights_mb']:6.1f} MB   peak {row['process_peak_mib']:5d} MiB   "
+              f"perplexity {row['perplexity']:.2f}   ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+               f"torch {torch.__version__}, device {device}")
+    if device.type == "cuda":
+        machine += f" ({torch.cuda.get_device_name()})"
+    result = {"model": "SmolLM2-135M-Instruct (real pretrained weights)", "machine": machine,
+              "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "prompt_tokens": rows[0]["prompt_tokens"], "new_tokens": args.new_tokens, "repeats": args.repeats,
+              "bandwidth_gb_s": round(bandwidth / 1e9, 2), "precisions": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "deployment.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "# Deployment figures (lesson 10)", "",
+        f"SmolLM2-135M-Instruct, real weights, greedy decoding of {args.new_tokens} tokens after a "
+        f"{rows[0]['prompt_tokens']}-token prompt; medians of {args.repeats} runs after a warm-up.", "",
+        f"Measured by `make bench` (`utils/deployment_figures.py`) on {machine}, {result['measured_at']}. "
+        f"Memory bandwidth reached by a large copy here: {result['bandwidth_gb_s']} GB/s.", "",
+        "Compare with your own machine: run `python utils/deployment_figures.py --out /tmp/mine` and "
+        "open `course/10_deployment.ipynb`.", "",
+        "| precision | time to first token (ms) | decode (tokens/s) | decode ms/token (min-max) | batch-4 throughput "
+        "(tokens/s) | bandwidth bound (tokens/s) | share of bound | weights (MB) | process peak (MiB) | perplexity |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lo, hi = r["decode_ms_per_token_min_max"]
+        lines.append(f"| {r['precision']} | {r['ttft_ms']} | {r['decode_tokens_per_s']} | {r['decode_ms_per_token']} "
+                     f"({lo}-{hi}) | {r['batch4_throughput_tokens_per_s']} | {r['bandwidth_bound_tokens_per_s']} | "
+                     f"{r['share_of_bound']} | {r['weights_mb']} | {r['process_peak_mib']} | {r['perplexity']} |")
+    lines += ["", "Notes:",
+              "- The bandwidth bound is bandwidth / weight bytes: batch-1 decoding reads every weight once per token.",
+              "- int8-dynamic is PyTorch's `quantize_dynamic` (CPU only): int8 weights and activations in the Linear "
+              "layers; the embedding/LM head stay float32, so the weights shrink less than 4x.",
+              "- bf16 on a CPU without native bf16 arithmetic is often *slower* than fp32: measured, not assumed.",
+              "- The process peak includes Python, PyTorch and the tokenizer, not only the model.", ""]
+    (args.out / "deployment.md").write_text("\n".join(lines))
+    print(f"written: {args.out / 'deployment.md'} and deployment.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Lessons 10 and 11's explorers: the deployment planner and the model chooser.
+
+The logic lives in plain, tested functions (`slmcourse.bench.plan_deployment`, `plan_targets` below,
+`slmcourse.choose.choose`); the widgets only wire controls to them and show a message, not a
+traceback, for input that makes no sense.
+"""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+
+from .. import catalogue
+from ..bench import TARGETS, Measured, Plan, plan_deployment
+from ..choose import LICENCE_NEEDS, TASKS, Constraints, choose
+from ..errors import CourseError
+from ..memory import DEVICES, GiB, PRECISIONS
+from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+
+
+def generating_models() -> list[str]:
+    """Catalogue keys of the models that generate token by token (decoders and encoder-decoders)."""
+    return [k for k in catalogue.names() if catalogue.get(k).family != "encoder"]
+
+
+def plan_targets(model: str, precision: str = "bf16", latency_budget_ms: float = 100.0,
+                 efficiency: float | None = None, measured: Measured | None = None,
+                 context: int = 2048) -> list[Plan]:
+    """`plan_deployment` of one model on every target, in the order of bench.TARGETS."""
+    return [plan_deployment(model, target, precision, latency_budget_ms, measured, efficiency, context)
+            for target in TARGETS]
+
+
+def plot_plans(plans: list[Plan], highlight: str | None = None, ax=None):
+    """Expected decode speed on each target (bars), the latency budget as a line; hatched = does not fit."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+    else:
+        fig = ax.figure
+    names = [p.target for p in plans]
+    speeds = [p.tokens_per_s for p in plans]
+    colours = ["#1e8449" if p.meets_budget else ("#e67e22" if p.fits else "#c0392b") for p in plans]
+    bars = ax.barh(names, speeds, color=colours)
+    for bar, plan in zip(bars, plans):
+        if not plan.fits:
+            bar.set_hatch("//")
+        if plan.target == highlight:
+            bar.set_edgecolor("black")
+            bar.set_linewidth(2)
+    budget = 1000.0 / plans[0].latency_budget_ms
+    ax.axvline(budget, color="black", linestyle="--", linewidth=1)
+    ax.text(budget, -0.6, f" budget: {budget:g} tokens/s", va="top", fontsize=8)
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("expected decode speed at batch 1 (tokens per second, log scale)")
+    ax.set_title(f"{plans[0].model} at {plans[0].precision}: green meets the budget, orange too slow, "
+                 f"red hatched does not fit", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _plan_html(plan: Plan) -> str:
+    colour = "#1e8449" if plan.meets_budget else ("#e67e22" if plan.fits else "#c0392b")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in plan.notes)
+    return (f'<div style="font-size:14px"><b style="color:{colour}">{html.escape(plan.verdict.capitalize())}</b>: '
+            f'{html.escape(plan.summary())}{"<ul>" + notes + "</ul>" if notes else ""}</div>')
+
+
+def planner_explorer(model: str = "smollm2-135m", target: str = "Raspberry Pi 5 (8 GB)", precision: str = "bf16",
+                     latency_budget_ms: float = 100.0, efficiency: float = 0.5) -> widgets.VBox:
+    """Target, latency budget, model, precision (and the efficiency measured in lesson 10) -> the plan.
+
+    The returned VBox has `.controls` (name -> widget), `.result` (HTML) and `.figure` (Image).
+    """
+    controls = {
+        "model": widgets.Dropdown(options=[(catalogue.get(k).name, k) for k in generating_models()],
+                                  value=catalogue.get(model).key, description="Model", style=style_wide()),
+        "target": widgets.Dropdown(options=list(TARGETS), value=target, description="Target", style=style_wide()),
+        "precision": widgets.ToggleButtons(options=list(PRECISIONS), value=precision, description="Precision",
+                                           style=style_wide()),
+        "latency_budget_ms": widgets.FloatLogSlider(value=latency_budget_ms, base=10, min=0, max=3, step=0.1,
+                                                    description="Budget (ms/token)", continuous_update=False,
+                                                    style=style_wide()),
+        "efficiency": widgets.FloatSlider(value=efficiency, min=0.05, max=1.0, step=0.05,
+                                          description="Efficiency", continuous_update=False, style=style_wide()),
+    }
+    tooltip(controls["latency_budget_ms"], "Longest acceptable time per generated token; ~50-100 ms reads as fluent")
+    tooltip(controls["efficiency"], "Share of the memory-bandwidth limit reached; lesson 10 measures it on your machine")
+    result = widgets.HTML()
+    figure = image_widget(width="680px")
+
+    def update(_change=None) -> None:
+        values = {name: control.value for name, control in controls.items()}
+        try:
+            plan = plan_deployment(values["model"], values["target"], values["precision"],
+                                   values["latency_budget_ms"], efficiency=values["efficiency"])
+            plans = plan_targets(values["model"], values["precision"], values["latency_budget_ms"],
+                                 efficiency=values["efficiency"])
+        except CourseError as err:
+            result.value = error_html(str(err))
+            figure.value = b""
+            return
+        result.value = _plan_html(plan)
+        show_figure(figure, plot_plans(plans, highlight=values["target"]))
+
+    for control in controls.values():
+        control.observe(update, names="value")
+    box = widgets.VBox([*controls.values(), result, figure])
+    box.controls, box.result, box.figure, box.update = controls, result, figure, update
+    update()
+    return box
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 11: the chooser
+# ---------------------------------------------------------------------------------------------
+def candidates_html(candidates, limit: int = 8) -> str:
+    """An HTML table of ranked candidates: a tick or a cross per reason."""
+    rows = []
+    for i, cand in enumerate(candidates[:limit], 1):
+        reasons = "<br>".join(("✔ " if r.startswith("+") else "✘ " if r.startswith("-") else "· ")
+                              + html.escape(r[2:]) for r in cand.reasons)
+        colour = "#1e8449" if cand.ok else "#c0392b"
+        rows.append(f'<tr><td>{i}</td><td style="color:{colour}"><b>{html.escape(cand.name)}</b></td>'
+                    f"<td>{cand.params / 1e6:,.0f}M</td><td style='text-align:left'>{reasons}</td></tr>")
+    return ("<table><tr><th>#</th><th>model</th><th>params</th><th>why</th></tr>" + "".join(rows) + "</table>")
+
+
+def chooser_explorer(task: str = "chat", device: str = "Laptop (16 GB RAM)", precision: str = "bf16",
+                     context: int = 2048, licence: str = "commercial", multilingual: bool = False,
+                     latency_ms: float = 0.0, prefer: str = "quality") -> widgets.VBox:
+    """Constraints in, ranked candidates out. latency_ms = 0 switches the latency check off."""
+    controls = {
+        "task": widgets.Dropdown(options=list(TASKS), value=task, description="Task", style=style_wide()),
+        "device": widgets.Dropdown(options=list(DEVICES), value=device, description="Device", style=style_wide()),
+        "precision": widgets.ToggleButtons(options=list(PRECISIONS), value=precision, description="Precision",
+                                           style=style_wide()),
+        "context": widgets.IntText(value=context, description="Context (tokens)", style=style_wide()),
+        "licence": widgets.ToggleButtons(options=list(LICENCE_NEEDS), value=licence, description="Licence",
+                                         style=style_wide()),
+        "multilingual": widgets.Checkbox(value=multilingual, description="Needs languages other than English"),
+        "latency_ms": widgets.FloatText(value=latency_ms, description="Budget (ms/token, 0 = none)",
+                                        style=style_wide()),
+        "prefer": widgets.ToggleButtons(options=["quality", "efficiency"], value=prefer, description="Prefer",
+                                        style=style_wide()),
+    }
+    tooltip(controls["licence"], "commercial: allows commercial use (possibly with terms); permissive: MIT/Apache only")
+    tooltip(controls["prefer"], "quality: the largest model that meets everything first; efficiency: the smallest")
+    result = widgets.HTML()
+
+    def update(_change=None) -> None:
+        v = {name: control.value for name, control in controls.items()}
+        try:
+            latency = v["latency_ms"] if v["latency_ms"] else None
+            cands = choose(Constraints(task=v["task"], device=v["device"], precision=v["precision"],
+                                       context=v["context"], licence=v["licence"], multilingual=v["multilingual"],
+                                       latency_ms=latency), prefer=v["prefer"])
+        except CourseError as err:
+            result.value = error_html(str(err))
+            return
+        n_ok = sum(c.ok for c in cands)
+        head = (f"<b>{n_ok} model{'s' if n_ok != 1 else ''} meet{'s' if n_ok == 1 else ''} every constraint</b>"
+                if n_ok else "<b>No model meets every constraint</b>: the closest ones first")
+        result.value = f"<div style='font-size:13px'>{head}{candidates_html(cands)}</div>"
+
+    for control in controls.values():
+        control.observe(update, names="value")
+    box = widgets.VBox([*controls.values(), result])
+    box.controls, box.result, box.update = controls, result, update
+    update()
+    return box
