@@ -86,6 +86,13 @@ def test_the_model_weights_are_the_gguf_values(smol):
     assert np.array_equal(w, G.dequantize_tensor(smol, "blk.0.ffn_down.weight"))
 
 
+def test_requantizing_the_model_weights_gives_the_file_bytes(smol):
+    values = G.dequantize_tensor(smol, "blk.3.attn_output.weight")
+    assert np.array_equal(G.quantize_tensor(values, "Q4_1"), G.tensor_bytes(smol, "blk.3.attn_output.weight"))
+    with pytest.raises(CourseError, match="multiple of 32"):
+        G.quantize_tensor(np.zeros((2, 48)), "Q4_1")
+
+
 def test_q4_1_by_hand_on_random_values():
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -260,3 +260,19 @@ def dequantize_tensor(path_or_reader, tensor_name: str) -> np.ndarray:
     t = _tensor(reader, tensor_name)
     values = gguf.quants.dequantize(t.data, t.tensor_type)
     return np.asarray(values, dtype=np.float32).reshape(tuple(int(d) for d in reversed(t.shape.tolist())))
+
+
+def tensor_bytes(path_or_reader, tensor_name: str) -> np.ndarray:
+    """The raw bytes of a whole tensor as stored in the file (uint8, one row per tensor row)."""
+    reader = open_gguf(path_or_reader)
+    return np.asarray(_tensor(reader, tensor_name).data).view(np.uint8).copy()
+
+
+def quantize_tensor(values, qtype="Q4_1") -> np.ndarray:
+    """gguf's own quantizer on a whole (rows, row length) float array: the bytes a file would hold."""
+    _need_gguf()
+    qtype = GGMLQuantizationType[qtype] if isinstance(qtype, str) else GGMLQuantizationType(qtype)
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2 or values.shape[1] % block_size(qtype)[0]:
+        raise CourseError(f"{qtype.name} needs rows whose length is a multiple of {block_size(qtype)[0]}")
+    return gguf.quants.quantize(values, qtype)
