@@ -10,6 +10,8 @@ For every assignment, one nbgrader run grades four synthetic students at once:
   broken    one function left unimplemented                -> strictly between
   loop      one function stuck in an infinite loop         -> stopped by the timeout, the rest graded
 The assignments are graded in parallel (a few at a time) to keep the wall time down.
+Note: nbgrader scores a test cell 0 if it writes anything to stderr (a warning, too); the assignments
+silence warnings while graded, and the solutions must pass here.
 """
 from __future__ import annotations
 
@@ -343,7 +345,9 @@ def test_collect_and_grade_end_to_end(tmp_path):
     assert sorted(p.name for p in (out / "feedback").iterdir()) == \
         [f"{i}.html" for i in ("1001", "1002", "1003", "1004", "1005", "1006")]
     assert "could not be graded" in (out / "feedback" / "1004.html").read_text()
-    assert "flops_per_token" in (out / "feedback" / "1001.html").read_text()
+    page = (out / "feedback" / "1001.html").read_text()
+    assert "flops_per_token" in page and "visible tests passed" in page
+    assert "HIDDEN TESTS" not in page and "Random(7)" not in page, "feedback must not reveal hidden tests"
     # each student's work is filed in its own folder, byte for byte; the earlier student is untouched
     assert (course / "submitted" / "1001" / name / f"{name}.ipynb").read_bytes() == \
         (subs / "smithjane_1001_5551_energy.ipynb").read_bytes()
