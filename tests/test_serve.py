@@ -108,3 +108,20 @@ def test_generation_handler_matches_generate(smollm):
         assert status == 400 and "prompt" in body["error"]
         status, body, _ = S.request(server.url + "/generate", {"prompt": "Hello", "chat": True, "max_new_tokens": 3})
         assert status == 200 and body["prompt_tokens"] > 3
+
+
+def test_onnx_export_gives_the_same_logits(tmp_path):
+    from slmcourse import scaled_down
+
+    tiny = scaled_down("smollm2-135m")               # SCALED-DOWN random-weight Llama
+    ids = torch.randint(0, tiny.config.vocab_size, (1, 7), generator=torch.Generator().manual_seed(0))
+    path = S.export_onnx(tiny, tmp_path / "tiny.onnx", ids)
+    assert path.exists() and (tmp_path / "tiny.onnx.data").stat().st_size > 0
+    runner = S.OnnxCausalLM(path, threads=1)
+    other = torch.randint(0, tiny.config.vocab_size, (2, 11), generator=torch.Generator().manual_seed(1))
+    for batch in (ids, other):                       # dynamic batch and length
+        with torch.no_grad():
+            ref = tiny(batch).logits
+        assert torch.allclose(runner.logits(batch), ref, atol=1e-4)
+    with pytest.raises(CourseError, match="example_ids"):
+        S.export_onnx(tiny, tmp_path / "x.onnx", torch.ones(3, dtype=torch.long))

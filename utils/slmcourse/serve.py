@@ -1,4 +1,5 @@
-"""A minimal local model service: a JSON endpoint on 127.0.0.1, in a background thread.
+"""Deployment plumbing: a minimal local model service (a JSON endpoint on 127.0.0.1, in a background
+thread) and export to ONNX (`export_onnx`, run by ONNX Runtime with `OnnxCausalLM`).
 
 Lesson 10 puts a model behind HTTP to show what a deployment adds around `model.generate`:
 a request format, input limits, a queue (one model, one request at a time), timeouts, and the
@@ -251,3 +252,98 @@ def generation_handler(model: Any, tokenizer: Any, max_new_tokens: int = 64, max
                 "prompt_tokens": int(ids.shape[1])}
 
     return handle
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: the same model as an ONNX graph, run by ONNX Runtime
+# ---------------------------------------------------------------------------------------------
+def export_onnx(model: Any, path: str, example_ids: Any, opset: int = 17) -> "Path":
+    """Export a causal LM's forward pass (input_ids, attention_mask -> logits) to ONNX.
+
+    Uses PyTorch's TorchScript-based exporter (`dynamo=False`: the newer exporter needs the
+    `onnxscript` package). Batch and sequence length stay dynamic. The graph is exported without its
+    weights, which are then attached one tensor at a time as ONNX *external data* in `<path>.data`:
+    exporting a 135M-parameter model with its weights inside the protobuf needs about 1.6 GB of extra
+    memory (the weights are copied twice), more than a 2 GB notebook can spare. Returns the .onnx path.
+    """
+    import warnings
+    from pathlib import Path
+
+    import onnx
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise CourseError("export_onnx needs a torch.nn.Module (a transformers causal LM)")
+    if not isinstance(example_ids, torch.Tensor) or example_ids.dim() != 2:
+        raise CourseError("example_ids must be a (batch, length) tensor of token ids")
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.m = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = LogitsOnly(model).eval()
+    cpu = torch.device("cpu")
+    if next(model.parameters()).device != cpu:
+        raise CourseError("export from a model on the CPU (model.to('cpu')); ONNX Runtime runs it on the CPU here")
+    example_ids = example_ids.to(cpu)
+    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+               "logits": {0: "batch", 1: "sequence"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")   # the legacy exporter's deprecation and tracer warnings
+        torch.onnx.export(wrapper, (example_ids, torch.ones_like(example_ids)), str(path), dynamo=False,
+                          export_params=False, keep_initializers_as_inputs=True, do_constant_folding=False,
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes=dynamic, opset_version=opset)
+    graph_model = onnx.load(str(path))
+    tensors = dict(wrapper.named_parameters())
+    tensors.update(dict(wrapper.named_buffers()))
+    dtypes = {torch.float32: onnx.TensorProto.FLOAT, torch.float16: onnx.TensorProto.FLOAT16,
+              torch.bfloat16: onnx.TensorProto.BFLOAT16, torch.int64: onnx.TensorProto.INT64}
+    data_name = path.name + ".data"
+    keep, offset = [], 0
+    with open(path.parent / data_name, "wb") as data:
+        for graph_input in graph_model.graph.input:
+            if graph_input.name in ("input_ids", "attention_mask"):
+                keep.append(graph_input)
+                continue
+            t = tensors[graph_input.name].detach().contiguous()
+            raw = t.view(torch.int16).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes()
+            data.write(raw)
+            proto = onnx.TensorProto(name=graph_input.name, data_type=dtypes[t.dtype], dims=list(t.shape))
+            for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(len(raw)))):
+                entry = proto.external_data.add()
+                entry.key, entry.value = key, value
+            proto.data_location = onnx.TensorProto.EXTERNAL
+            graph_model.graph.initializer.append(proto)
+            offset += len(raw)
+    del graph_model.graph.input[:]
+    graph_model.graph.input.extend(keep)
+    onnx.save(graph_model, str(path))
+    return path
+
+
+class OnnxCausalLM:
+    """An exported model run by ONNX Runtime on the CPU: `logits(input_ids)` like the PyTorch model."""
+
+    def __init__(self, path: str, threads: int | None = None):
+        import onnxruntime as ort
+        import torch
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3      # errors only
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def logits(self, input_ids: Any) -> Any:
+        import numpy as np
+        import torch
+
+        ids = input_ids.cpu().numpy().astype(np.int64)
+        out = self.session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+        return torch.from_numpy(out)
