@@ -119,11 +119,13 @@ def autograde_four_students(name: str, course: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """Start grading every assignment (3 at a time); each test waits only for its own."""
+def graded(request, tmp_path_factory):
+    """Start grading every assignment a selected test needs (3 at a time); each test waits for its own."""
+    wanted = sorted({item.callspec.params["name"] for item in request.session.items
+                     if "graded" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")})
     pool = ThreadPoolExecutor(max_workers=3)
     futures = {name: pool.submit(autograde_four_students, name, tmp_path_factory.mktemp(name))
-               for name in ASSIGNMENTS}
+               for name in wanted}
     yield futures
     pool.shutdown(wait=True)
 
