@@ -126,3 +126,32 @@ def test_postbuild_runs_in_a_fresh_virtual_environment(tmp_path):
     assert Path(facts["installed_in"]).is_relative_to(venv)               # ... and installed into the new venv
     assert facts["wrong_versions"] == {}
     assert facts["cache"] == env["SLMCOURSE_CACHE"]
+
+
+SHIM = """#!/usr/bin/env bash
+# stands in for python: pip and slmcourse.prepare end with the status the test asks for
+case "$1 $2" in
+  "-m pip") exit "$PIP_STATUS" ;;
+  "-m slmcourse.prepare") exit "$PREPARE_STATUS" ;;
+esac
+exec {python} "$@"
+"""
+
+
+@pytest.mark.parametrize("pip_status, prepare_status, expected", [
+    (0, 0, 0),
+    (1, 0, 1),      # a failed install fails the build (set -e)
+    (0, 1, 1),      # a broken model file fails the build
+    (0, 137, 0),    # conversion killed for memory: the build goes on, lesson 0 prepares the models
+], ids=["ok", "pip-fails", "prepare-fails", "prepare-killed"])
+def test_postbuild_fails_the_build_on_errors_but_not_on_a_killed_conversion(tmp_path, pip_status, prepare_status,
+                                                                            expected):
+    shim = tmp_path / "bin" / "python"
+    shim.parent.mkdir()
+    shim.write_text(SHIM.format(python=sys.executable))
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}",
+           "PIP_STATUS": str(pip_status), "PREPARE_STATUS": str(prepare_status)}
+    run = subprocess.run(["bash", str(POSTBUILD)], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == expected, run.stderr
+    assert ("warning: preparing the bundled models was killed" in run.stderr) == (prepare_status == 137)
