@@ -8,7 +8,7 @@ from torch import nn
 
 from slmcourse import CourseError, count_parameters, full_size, scaled_down
 from slmcourse.lora import (LoRALinear, inject_lora, linear_module_names, lora_budget, lora_layers, lora_state_dict,
-                            merge_lora, target_choices, trainable_summary, unmerge_lora)
+                            merge_lora, remove_lora, target_choices, trainable_summary, unmerge_lora)
 
 
 def test_lora_linear_maths():
@@ -92,6 +92,10 @@ def test_inject_errors(tiny):
 def test_same_adapter_in_peft_gives_same_outputs(tiny):
     peft = pytest.importorskip("peft")
     reference = copy.deepcopy(tiny)
+    untouched = copy.deepcopy(tiny)
+
+    def reference_copy(ids):
+        return untouched(input_ids=ids).logits
     inject_lora(tiny, ["q_proj", "v_proj"], r=4, alpha=8)
     for layer in lora_layers(tiny):
         nn.init.normal_(layer.lora_B, std=0.05)
@@ -106,7 +110,24 @@ def test_same_adapter_in_peft_gives_same_outputs(tiny):
             peft_layer.lora_B["default"].weight.data.copy_(module.lora_B.data)
     ids = torch.randint(0, tiny.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert torch.allclose(tiny(input_ids=ids).logits, theirs(input_ids=ids).logits, atol=1e-5)
+        ours = tiny(input_ids=ids).logits
+        assert torch.allclose(ours, theirs(input_ids=ids).logits, atol=1e-5)
+    # remove_lora gives back the base model and the adapters; the same adapters in peft on it agree again
+    with torch.no_grad():
+        plain = reference_copy(ids)
+    adapters = remove_lora(tiny)
+    assert not lora_layers(tiny) and len(adapters) == 4
+    with torch.no_grad():
+        assert torch.allclose(tiny(input_ids=ids).logits, plain, atol=1e-6)
+    again = peft.get_peft_model(tiny, config)
+    for name, weights in adapters.items():
+        layer = again.base_model.model.get_submodule(name)
+        layer.lora_A["default"].weight.data.copy_(weights["lora_A"])
+        layer.lora_B["default"].weight.data.copy_(weights["lora_B"])
+    with torch.no_grad():
+        assert torch.allclose(again(input_ids=ids).logits, ours, atol=1e-5)
+    with pytest.raises(CourseError, match="no LoRA"):
+        remove_lora(nn.Sequential(nn.Linear(2, 2)))
 
 
 def test_budget_matches_an_injection_on_the_full_size_model():

@@ -161,6 +161,25 @@ def unmerge_lora(model: nn.Module) -> int:
     return len(layers)
 
 
+def remove_lora(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Put the plain (unmerged) Linear layers back and return the adapters' weights, keyed by layer name.
+
+    The model is then exactly the base model again (merged adapters are unmerged first) - ready for
+    another adapter, or for the same adapter through a library such as peft.
+    """
+    adapters = {}
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LoRALinear):
+            module.unmerge()
+            adapters[name] = {"lora_A": module.lora_A.detach().clone(), "lora_B": module.lora_B.detach().clone()}
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, module.base)
+    if not adapters:
+        raise CourseError("this model has no LoRA layers to remove")
+    return adapters
+
+
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Only the adapter weights (what you save and share: a few MB instead of the whole model)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_A" in k or "lora_B" in k}
