@@ -16,7 +16,7 @@ from transformers.models.mpt.modeling_mpt import build_mpt_alibi_tensor
 from slmcourse import CourseError
 from slmcourse.attention import (
     RollingKVCache, alibi_bias, alibi_slopes, attended_pairs, attention_layer, attention_weights, causal_mask,
-    grouped_query_attention, kv_cache_bytes, receptive_field, receptive_field_size, repeat_kv, rope,
+    grouped_query_attention, kv_cache_bytes, receptive_field, receptive_field_size, repeat_kv, rope, sliding_window_attention,
     rope_frequencies, scaled_dot_product_attention, sliding_window_mask)
 
 ATOL = 1e-5
@@ -120,6 +120,13 @@ def test_mask_errors():
         causal_mask(5, kv_len=3)
     with pytest.raises(CourseError, match="whole number"):
         sliding_window_mask(5, 2.5)
+
+
+@pytest.mark.parametrize("seq,window,block", [(1, 1, None), (10, 3, None), (17, 4, 5), (9, 20, None), (33, 8, 3)])
+def test_blockwise_sliding_window_attention_equals_the_masked_formula(seq, window, block):
+    q, k, v = randn(2, 3, seq, 8, seed=1), randn(2, 3, seq, 8, seed=2), randn(2, 3, seq, 8, seed=3)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=sliding_window_mask(seq, window))
+    torch.testing.assert_close(sliding_window_attention(q, k, v, window, block), expected, atol=ATOL, rtol=ATOL)
 
 
 def test_attended_pairs_counts_the_mask():

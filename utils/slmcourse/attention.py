@@ -141,6 +141,31 @@ def sliding_window_mask(seq_len: int, window: int, kv_len: int | None = None, de
     return (j <= i) & (j > i - window)
 
 
+def sliding_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int,
+                             block: int | None = None) -> torch.Tensor:
+    """Causal sliding-window attention computed block by block, in time and memory linear in the length.
+
+    Same result as `scaled_dot_product_attention(q, k, v, mask=sliding_window_mask(seq, window))`, but each
+    block of `block` queries (default: `window`) only scores the keys it can see, so the full
+    (seq x seq) score matrix is never built. q, k, v: (batch, heads, seq, head_dim), same length.
+    """
+    _whole("window", window)
+    block = window if block is None else _whole("block", block)
+    for what, t in (("q", q), ("k", k), ("v", v)):
+        if _tensor(what, t).dim() != 4:
+            raise CourseError(f"{what} must be (batch, heads, seq, head_dim), got shape {tuple(t.shape)}")
+    if q.shape[2] != k.shape[2]:
+        raise CourseError(f"q has {q.shape[2]} positions and k has {k.shape[2]}: this function needs the same length")
+    seq = q.shape[2]
+    outputs = []
+    for start in range(0, seq, block):
+        end = min(start + block, seq)
+        lo = max(0, start - window + 1)  # the oldest key any query of this block can see
+        mask = sliding_window_mask(end - start, window, kv_len=end - lo, device=q.device)
+        outputs.append(scaled_dot_product_attention(q[:, :, start:end], k[:, :, lo:end], v[:, :, lo:end], mask=mask))
+    return torch.cat(outputs, dim=2)
+
+
 def attended_pairs(seq_len: int, window: int | None = None) -> int:
     """How many (query, key) scores a causal layer computes: seq(seq+1)/2, or about seq*window with a window."""
     _whole("seq_len", seq_len)
