@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab as `make lab` starts it; yields its base address; stops it and its kernels afterwards."""
+    """JupyterLab as `make lab` starts it; yields (base address, server pid); stops it and its kernels after."""
     home = tmp_path_factory.mktemp("jupyter")
     for name, text in SETTINGS.items():
         path = home / "config" / "lab" / "user-settings" / name
@@ -84,7 +85,7 @@ def lab(tmp_path_factory):
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("JupyterLab did not start:\n" + (home / "lab.log").read_text()[-3000:])
                 time.sleep(0.5)
-        yield base
+        yield base, server.pid
     finally:
         server.send_signal(signal.SIGINT)  # Jupyter stops its kernels on SIGINT (twice: no confirmation)
         time.sleep(0.5)
@@ -102,6 +103,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(lab):
+    base, _ = lab
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -142,15 +144,19 @@ def _run_all(page, timeout_s: float) -> float:
 def test_lesson_1_runs_in_chromium_and_its_explorer_responds(lab, page):
     if not LESSON.exists():
         pytest.skip(f"{LESSON.relative_to(ROOT)} does not exist yet")
+    base, server_pid = lab
     copy = _copy_without_outputs(LESSON, BUILD / LESSON.name)
-    page.goto(f"{lab}/lab/tree/{copy.relative_to(ROOT).as_posix()}")
+    page.goto(f"{base}/lab/tree/{copy.relative_to(ROOT).as_posix()}")
     page.locator(".jp-NotebookPanel .jp-Notebook").wait_for(timeout=60_000)
     # the kernel must be up before "Run All" (else JupyterLab asks which kernel to start): the status bar
     # says "Python 3 (slmcourse) | Idle" once it is
     page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).wait_for(timeout=120_000)
 
     seconds = _run_all(page, RUN_ALL_TIMEOUT_S)
-    print(f"lesson 1 ran in the browser in {seconds:.0f} s")
+    server = psutil.Process(server_pid)
+    kernels = server.children(recursive=True)
+    print(f"lesson 1 ran in the browser in {seconds:.0f} s; Jupyter server ~{server.memory_info().rss / 2**20:.0f} MiB, "
+          f"kernel ~{sum(k.memory_info().rss for k in kernels) / 2**20:.0f} MiB resident")
 
     _check_fit_explorer(page)
 

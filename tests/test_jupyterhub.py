@@ -16,7 +16,7 @@ DOCS = ROOT / "docs"
 GUIDE = DOCS / "jupyterhub.md"
 BUDGET = ROOT / "course" / "BUDGET.md"
 MIB = 2**20
-# an allowance for the learner's Jupyter server beside the kernel (a JupyterLab server holds ~150 MiB)
+# an allowance for the learner's Jupyter server beside the kernel (tests/test_browser.py prints it: ~142 MiB)
 SERVER_MIB = 256
 # every lesson is held under mybinder.org's 2 GB (CONTRIBUTING.md) when no measurement is there yet
 LESSON_TARGET_MIB = 2048
