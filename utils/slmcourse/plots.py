@@ -11,7 +11,7 @@ FIT_COLOURS = {"weights": "#4c72b0", "KV cache": "#dd8452", "activations": "#55a
 def plot_fit(report: FitReport, ax=None):
     """One horizontal stacked bar: weights + KV cache + activations against the usable memory."""
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 1.8))
+        fig, ax = plt.subplots(figsize=(7, 2.2))
     parts = {"weights": report.weights, "KV cache": report.kv_cache, "activations": report.activations}
     left = 0.0
     for label, value in parts.items():
@@ -22,6 +22,6 @@ def plot_fit(report: FitReport, ax=None):
     ax.set_xlabel("GiB")
     ax.set_xlim(0, max(left, report.available / GiB) * 1.1)
     ax.set_title(f"{report.model} ({report.precision}) on {report.device}: {'fits' if report.fits else 'does not fit'}")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=4, fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6), ncol=4, fontsize=8, frameon=False)
     ax.figure.tight_layout()
     return ax.figure

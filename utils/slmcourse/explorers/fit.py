@@ -36,7 +36,7 @@ def fit_explorer(model: str = "smollm2-135m", precision: str = "fp16", context: 
             report = fit(**values)
         except CourseError as err:
             result.value = error_html(str(err))
-            figure.value = b""
+            figure.layout.display = "none"  # an empty image would show as a broken-image icon
             return
         colour = "#1e8449" if report.fits else "#c0392b"
         notes = "".join(f"<li>{n}</li>" for n in report.notes)
@@ -44,6 +44,7 @@ def fit_explorer(model: str = "smollm2-135m", precision: str = "fp16", context: 
                         f'{"Fits" if report.fits else "Does not fit"}</b>: {report.summary()}'
                         f'{"<ul>" + notes + "</ul>" if notes else ""}</div>')
         show_figure(figure, plot_fit(report))
+        figure.layout.display = ""
 
     for control in controls.values():
         control.observe(update, names="value")
