@@ -15,6 +15,7 @@ is ranked where it is, not just a list.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .catalogue import ModelCard, all_cards, get
@@ -50,16 +51,16 @@ LICENCE_NEEDS = {
 # ---------------------------------------------------------------------------------------------
 TASKS = ("chat", "text generation", "code", "reasoning", "classification", "embeddings",
          "question answering", "translation", "summarization")
-_KEYWORDS = {
-    "chat": ("chat", "instruction"),
-    "text generation": ("text generation", "general text"),
-    "code": ("cod",),
-    "reasoning": ("reasoning",),
-    "classification": ("classification", "nlu", "sentiment", "ner"),
-    "question answering": ("qa",),
-    "translation": ("translation",),
-    "summarization": ("summarization",),
-    "embeddings": ("feature extraction", "embedding"),
+_KEYWORDS = {   # whole words (regular expressions) looked for in the source table's text
+    "chat": r"\bchat\b",
+    "text generation": r"\btext generation\b|\bgeneral text\b",
+    "code": r"\bcod(e|ing)\b",
+    "reasoning": r"\breasoning\b",
+    "classification": r"\bclassification\b|\bnlu\b|\bsentiment\b|\bner\b",
+    "question answering": r"\bqa\b|\bquestion answering\b",
+    "translation": r"\btranslation\b",
+    "summarization": r"\bsummarization\b",
+    "embeddings": r"\bfeature extraction\b",
 }
 # The bundled models are not in the source table; their tasks come from their model cards.
 _BUNDLED_TASKS = {
@@ -74,8 +75,8 @@ def tasks_of(model: str | ModelCard) -> tuple[str, ...]:
     card = get(model)
     if card.key in _BUNDLED_TASKS:
         return tuple(t for t in TASKS if t in _BUNDLED_TASKS[card.key])
-    text = " ".join(card.source.get(k, "") for k in ("applications", "excellence")).lower()
-    found = {task for task, words in _KEYWORDS.items() if any(w in text for w in words)}
+    text = card.source.get("applications", "").lower()
+    found = {task for task, pattern in _KEYWORDS.items() if re.search(pattern, text)}
     if card.family == "decoder-only":
         found.add("text generation")
     if card.family == "encoder":
