@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(0)
     device = pick_device()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     bandwidth = B.measure_bandwidth(mib=256, repeats=5, device=device)
     precisions = ["fp32", "bf16"] + (["int8-dynamic"] if device.type == "cpu" else [])
     rows = []
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
                f"torch {torch.__version__}, device {device}")
     if device.type == "cuda":
         machine += f" ({torch.cuda.get_device_name()})"
+    if load_before is not None:
+        # other programs competing for the CPU slow every figure down: say how busy the machine was
+        machine += (f"; system load average {load_before:.1f} at the start and "
+                    f"{os.getloadavg()[0]:.1f} at the end")
     result = {"model": "SmolLM2-135M-Instruct (real pretrained weights)", "machine": machine,
               "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "prompt_tokens": rows[0]["prompt_tokens"], "new_tokens": args.new_tokens, "repeats": args.repeats,
