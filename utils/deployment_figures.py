@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
               "- The bandwidth bound is bandwidth / weight bytes: batch-1 decoding reads every weight once per token.",
               "- int8-dynamic is PyTorch's `quantize_dynamic` (CPU only): int8 weights and activations in the Linear "
               "layers; the embedding/LM head stay float32, so the weights shrink less than 4x.",
-              "- bf16 on a CPU without native bf16 arithmetic is often *slower* than fp32: measured, not assumed.",
+              "- bf16 halves the bytes read, but it only computes fast where the CPU has bf16 instructions (AVX512-BF16, AMX, recent ARM): compare the rows, do not assume.",
               "- The process peak includes Python, PyTorch and the tokenizer, not only the model.", ""]
     (args.out / "deployment.md").write_text("\n".join(lines))
     print(f"written: {args.out / 'deployment.md'} and deployment.json")
