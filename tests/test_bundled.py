@@ -91,3 +91,12 @@ def test_cache_location_follows_the_environment(tmp_path, monkeypatch):
 def test_gemma_terms_ship_with_the_package():
     assert bundled.gemma_terms().is_file()
     assert "Gemma" in bundled.gemma_terms().read_text(errors="ignore")[:5000]
+
+
+def test_the_bfloat16_cache_holds_exactly_the_float32_weights_cast(smollm2):
+    model32, _ = smollm2
+    model16, _ = slmcourse.load("smollm2-135m", device="cpu", dtype=torch.bfloat16)
+    assert bundled.cache_is_valid(get("smollm2-135m"), torch.bfloat16)
+    assert model16.dtype == torch.bfloat16
+    for (name, p32), (_, p16) in zip(model32.named_parameters(), model16.named_parameters()):
+        assert torch.equal(p32.to(torch.bfloat16), p16), name
