@@ -5,10 +5,10 @@ Measures, for the REAL pretrained SmolLM2-135M-Instruct at fp32, bf16 and PyTorc
 at batch 4, weight memory, the peak memory of a fresh process while generating, perplexity on the course's
 held-out text (quality), and the machine's memory bandwidth with the share of the bandwidth limit reached.
 
-Writes benchmarks/deployment.json and benchmarks/deployment.md (linked from the README), so a learner
+Writes course/DEPLOYMENT.md (beside the lessons, linked from the README) and build/deployment.json, so a learner
 can compare their machine with ours. `make bench` runs it; on its own:
 
-    .venv/bin/python utils/deployment_figures.py [--repeats 3] [--new-tokens 32] [--out benchmarks]
+    .venv/bin/python utils/deployment_figures.py [--repeats 3] [--new-tokens 32] [--out course]
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--out", type=Path, default=ROOT / "course")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one precision, print JSON
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
               "prompt_tokens": rows[0]["prompt_tokens"], "new_tokens": args.new_tokens, "repeats": args.repeats,
               "bandwidth_gb_s": round(bandwidth / 1e9, 2), "precisions": rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "deployment.json").write_text(json.dumps(result, indent=2) + "\n")
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "deployment.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Deployment figures (lesson 10)", "",
         f"SmolLM2-135M-Instruct, real weights, greedy decoding of {args.new_tokens} tokens after a "
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
               "layers; the embedding/LM head stay float32, so the weights shrink less than 4x.",
               "- bf16 halves the bytes read, but it only computes fast where the CPU has bf16 instructions (AVX512-BF16, AMX, recent ARM): compare the rows, do not assume.",
               "- The process peak includes Python, PyTorch and the tokenizer, not only the model.", ""]
-    (args.out / "deployment.md").write_text("\n".join(lines))
-    print(f"written: {args.out / 'deployment.md'} and deployment.json")
+    (args.out / "DEPLOYMENT.md").write_text("\n".join(lines))
+    print(f"written: {args.out / 'DEPLOYMENT.md'} and build/deployment.json")
     return 0
 
 
