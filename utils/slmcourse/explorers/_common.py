@@ -50,3 +50,39 @@ def show_figure(target: widgets.Image, fig) -> None:
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     target.value = buffer.getvalue()
+
+
+def explorer(controls: dict, render, width: str = "640px") -> widgets.VBox:
+    """Wire controls to a tested computation and show its result: the skeleton of every explorer.
+
+    `render(**values)` gets the controls' current values and returns (html, figure or None); it raises
+    CourseError for input that makes no sense, which is shown as a message (and the plot hidden)
+    instead of a traceback. The returned VBox exposes `.controls`, `.result` (HTML), `.figure` (Image)
+    and `.update()`, so tests can drive it headless.
+    """
+    from ..errors import CourseError
+
+    result = widgets.HTML()
+    figure = image_widget(width=width)
+
+    def update(_change=None) -> None:
+        try:
+            html_text, fig = render(**{name: control.value for name, control in controls.items()})
+        except CourseError as err:
+            result.value = error_html(str(err))
+            figure.value = b""
+            figure.layout.display = "none"  # an empty image would show as a broken-image icon
+            return
+        result.value = html_text
+        if fig is None:
+            figure.layout.display = "none"
+        else:
+            show_figure(figure, fig)
+            figure.layout.display = None  # the default again (keeps the widget's repr unchanged)
+
+    for control in controls.values():
+        control.observe(update, names="value")
+    box = widgets.VBox([*controls.values(), result, figure])
+    box.controls, box.result, box.figure, box.update = controls, result, figure, update
+    update()
+    return box

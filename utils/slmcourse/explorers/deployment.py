@@ -16,7 +16,7 @@ from ..bench import TARGETS, Measured, Plan, plan_deployment
 from ..choose import LICENCE_NEEDS, TASKS, Constraints, choose
 from ..errors import CourseError
 from ..memory import DEVICES, GiB, PRECISIONS
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import error_html, explorer, style_wide, tooltip
 
 
 def generating_models() -> list[str]:
@@ -87,29 +87,12 @@ def planner_explorer(model: str = "smollm2-135m", target: str = "Raspberry Pi 5 
     }
     tooltip(controls["latency_budget_ms"], "Longest acceptable time per generated token; ~50-100 ms reads as fluent")
     tooltip(controls["efficiency"], "Share of the memory-bandwidth limit reached; lesson 10 measures it on your machine")
-    result = widgets.HTML()
-    figure = image_widget(width="680px")
+    def render(model, target, precision, latency_budget_ms, efficiency):
+        plan = plan_deployment(model, target, precision, latency_budget_ms, efficiency=efficiency)
+        plans = plan_targets(model, precision, latency_budget_ms, efficiency=efficiency)
+        return _plan_html(plan), plot_plans(plans, highlight=target)
 
-    def update(_change=None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        try:
-            plan = plan_deployment(values["model"], values["target"], values["precision"],
-                                   values["latency_budget_ms"], efficiency=values["efficiency"])
-            plans = plan_targets(values["model"], values["precision"], values["latency_budget_ms"],
-                                 efficiency=values["efficiency"])
-        except CourseError as err:
-            result.value = error_html(str(err))
-            figure.value = b""
-            return
-        result.value = _plan_html(plan)
-        show_figure(figure, plot_plans(plans, highlight=values["target"]))
-
-    for control in controls.values():
-        control.observe(update, names="value")
-    box = widgets.VBox([*controls.values(), result, figure])
-    box.controls, box.result, box.figure, box.update = controls, result, figure, update
-    update()
-    return box
+    return explorer(controls, render, width="680px")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,9 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from .. import catalogue
-from ..errors import CourseError
 from ..memory import DEVICES, PRECISIONS, fit
 from ..plots import plot_fit
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip
 
 
 def fit_explorer(model: str = "smollm2-135m", precision: str = "fp16", context: int = 2048, batch: int = 1,
@@ -27,28 +26,14 @@ def fit_explorer(model: str = "smollm2-135m", precision: str = "fp16", context: 
     }
     tooltip(controls["context"], "Tokens held at once: prompt + generated text")
     tooltip(controls["precision"], "Bytes per weight: fp32 4, bf16/fp16 2, int8 1, int4 0.5")
-    result = widgets.HTML()
-    figure = image_widget(width="640px")
 
-    def update(_change=None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        try:
-            report = fit(**values)
-        except CourseError as err:
-            result.value = error_html(str(err))
-            figure.layout.display = "none"  # an empty image would show as a broken-image icon
-            return
+    def render(**values):
+        report = fit(**values)
         colour = "#1e8449" if report.fits else "#c0392b"
         notes = "".join(f"<li>{n}</li>" for n in report.notes)
-        result.value = (f'<div style="font-size:14px"><b style="color:{colour}">'
-                        f'{"Fits" if report.fits else "Does not fit"}</b>: {report.summary()}'
-                        f'{"<ul>" + notes + "</ul>" if notes else ""}</div>')
-        show_figure(figure, plot_fit(report))
-        figure.layout.display = ""
+        html = (f'<div style="font-size:14px"><b style="color:{colour}">'
+                f'{"Fits" if report.fits else "Does not fit"}</b>: {report.summary()}'
+                f'{"<ul>" + notes + "</ul>" if notes else ""}</div>')
+        return html, plot_fit(report)
 
-    for control in controls.values():
-        control.observe(update, names="value")
-    box = widgets.VBox([*controls.values(), result, figure])
-    box.controls, box.result, box.figure, box.update = controls, result, figure, update
-    update()
-    return box
+    return explorer(controls, render, width="640px")

@@ -11,7 +11,7 @@ import torch
 
 from ..attention import attended_pairs, causal_mask, receptive_field, receptive_field_size, sliding_window_mask
 from ..errors import CourseError
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip
 
 MAX_SEQ = 256
 
@@ -80,22 +80,9 @@ def mask_explorer(seq_len: int = 32, window: int = 4, layers: int = 1) -> widget
     }
     tooltip(controls["window"], "Each token sees itself and the window - 1 tokens before it")
     tooltip(controls["layers"], "Stacked sliding-window layers: information hops one window per layer")
-    result = widgets.HTML()
-    figure = image_widget(width="820px")
 
-    def update(_change=None) -> None:
-        try:
-            summary = mask_summary(**{k: c.value for k, c in controls.items()})
-        except CourseError as err:
-            result.value = error_html(str(err))
-            figure.value = b""
-            return
-        result.value = f'<div style="font-size:14px">{summary.text()}</div>'
-        show_figure(figure, plot_masks(summary))
+    def render(**values):
+        summary = mask_summary(**values)
+        return f'<div style="font-size:14px">{summary.text()}</div>', plot_masks(summary)
 
-    for control in controls.values():
-        control.observe(update, names="value")
-    box = widgets.VBox([*controls.values(), result, figure])
-    box.controls, box.result, box.figure, box.update = controls, result, figure, update
-    update()
-    return box
+    return explorer(controls, render, width="820px")

@@ -11,7 +11,7 @@ import torch
 
 from ..attention import alibi_bias, alibi_slopes, causal_mask, rope_frequencies
 from ..errors import CourseError
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip
 
 MAX_HEADS, MAX_SEQ = 64, 512
 
@@ -91,22 +91,9 @@ def position_explorer(heads: int = 8, seq_len: int = 32, head: int = 0, head_dim
     }
     tooltip(controls["heads"], "ALiBi's slopes depend only on how many heads there are")
     tooltip(controls["head"], "Which head's bias matrix to draw (0 = the steepest slope)")
-    result = widgets.HTML()
-    figure = image_widget(width="900px")
 
-    def update(_change=None) -> None:
-        try:
-            summary = position_summary(**{k: c.value for k, c in controls.items()})
-        except CourseError as err:
-            result.value = error_html(str(err))
-            figure.value = b""
-            return
-        result.value = f'<div style="font-size:14px">{summary.text()}</div>'
-        show_figure(figure, plot_positions(summary))
+    def render(**values):
+        summary = position_summary(**values)
+        return f'<div style="font-size:14px">{summary.text()}</div>', plot_positions(summary)
 
-    for control in controls.values():
-        control.observe(update, names="value")
-    box = widgets.VBox([*controls.values(), result, figure])
-    box.controls, box.result, box.figure, box.update = controls, result, figure, update
-    update()
-    return box
+    return explorer(controls, render, width="900px")
