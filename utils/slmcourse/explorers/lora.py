@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from ..catalogue import get, names
 from ..errors import CourseError
 from ..lora import LoRABudget, lora_budget, target_choices
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip
 
 GiB = 1024 ** 3
 RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -58,38 +58,17 @@ def lora_explorer(model: str = "smollm2-135m", rank: int = 8, targets=("q_proj",
     }
     tooltip(controls["targets"], "The Linear layers that get an adapter (ctrl/cmd-click to choose several)")
     tooltip(controls["rank"], "r: the adapter's inner size; trainable numbers per layer = r x (in + out)")
-    result = widgets.HTML()
-    figure = image_widget(width="620px")
-    busy = {"switching": False}
-
-    def update(_change=None) -> None:
-        if busy["switching"]:
-            return
-        try:
-            outcome = lora_budget(controls["model"].value, controls["rank"].value, controls["targets"].value)
-        except CourseError as err:
-            result.value = error_html(str(err))
-            figure.value = b""
-            return
-        result.value = describe(outcome)
-        show_figure(figure, plot_budget(outcome))
-
     def switch_model(change) -> None:
-        busy["switching"] = True
-        try:
-            new_options = target_choices(change["new"])
-            kept = tuple(t for t in controls["targets"].value if t in new_options)
-            controls["targets"].value = ()
-            controls["targets"].options = new_options
-            controls["targets"].value = kept
-        finally:
-            busy["switching"] = False
-        update()
+        # registered before the explorer's own observer, so the targets fit the new model first
+        new_options = target_choices(change["new"])
+        kept = tuple(t for t in controls["targets"].value if t in new_options)
+        controls["targets"].value = ()
+        controls["targets"].options = new_options
+        controls["targets"].value = kept
+
+    def render(model, rank, targets):
+        outcome = lora_budget(model, rank, targets)
+        return describe(outcome), plot_budget(outcome)
 
     controls["model"].observe(switch_model, names="value")
-    controls["rank"].observe(update, names="value")
-    controls["targets"].observe(update, names="value")
-    box = widgets.VBox([*controls.values(), result, figure])
-    box.controls, box.result, box.figure, box.update = controls, result, figure, update
-    update()
-    return box
+    return explorer(controls, render, width="620px")

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import CourseError
 from ..quant import SCHEMES, model_size_bytes, quantized_size_bytes, round_trip_error
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip
 
 GROUP_CHOICES = [("whole matrix (1 scale)", None), ("per row", "row"), ("16", 16), ("32", 32), ("64", 64),
                  ("128", 128), ("192", 192), ("256", 256)]
@@ -100,24 +100,8 @@ def quantization_explorer(model: nn.Module, layer: int = 0, matrix: str = "mlp.u
     }
     tooltip(controls["group_size"], "Weights sharing one scale: smaller groups = less error, more scales to store")
     tooltip(controls["scheme"], "absmax: symmetric around 0; zeropoint: the range [min, max] with an integer offset")
-    result = widgets.HTML()
-    figure = image_widget(width="760px")
+    def render(matrix, bits, scheme, group_size):
+        outcome = explore_quantization(matrices[matrix], bits, scheme, group_size, model)
+        return describe(outcome), plot_quantization(outcome, matrices[matrix])
 
-    def update(_change=None) -> None:
-        weight = matrices[controls["matrix"].value]
-        try:
-            outcome = explore_quantization(weight, controls["bits"].value, controls["scheme"].value,
-                                           controls["group_size"].value, model)
-        except CourseError as err:
-            result.value = error_html(str(err))
-            figure.value = b""
-            return
-        result.value = describe(outcome)
-        show_figure(figure, plot_quantization(outcome, weight))
-
-    for control in controls.values():
-        control.observe(update, names="value")
-    box = widgets.VBox([*controls.values(), result, figure])
-    box.controls, box.result, box.figure, box.update = controls, result, figure, update
-    update()
-    return box
+    return explorer(controls, render, width="760px")

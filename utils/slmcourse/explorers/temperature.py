@@ -14,7 +14,7 @@ import torch
 
 from ..distill import entropy_bits, soft_targets
 from ..errors import CourseError
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip
 
 
 @torch.no_grad()
@@ -75,7 +75,8 @@ def temperature_explorer(model=None, tokenizer=None, prompt: str = "The capital 
     """
     if tokenizer is None or (model is None and logits is None):
         raise CourseError("give the explorer a tokenizer and either a model or a logit vector")
-    state = {"logits": logits if logits is not None else next_token_logits(model, tokenizer, prompt)}
+    state = {"prompt": prompt,
+             "logits": logits if logits is not None else next_token_logits(model, tokenizer, prompt)}
     controls = {
         "prompt": widgets.Text(value=prompt, description="Prompt", continuous_update=False, disabled=model is None,
                                style=style_wide(), layout=widgets.Layout(width="520px")),
@@ -84,25 +85,10 @@ def temperature_explorer(model=None, tokenizer=None, prompt: str = "The capital 
         "top_k": widgets.IntText(value=top_k, description="Tokens shown", style=style_wide()),
     }
     tooltip(controls["temperature"], "softmax(logits / T): T > 1 spreads probability to the 'dark knowledge' tokens")
-    result = widgets.HTML()
-    figure = image_widget(width="720px")
+    def render(prompt, temperature, top_k):
+        if prompt != state["prompt"]:              # a new prompt: run the model once more
+            state["logits"], state["prompt"] = next_token_logits(model, tokenizer, prompt), prompt
+        outcome = explore_temperature(state["logits"], tokenizer, temperature, top_k)
+        return describe(outcome), plot_temperature(outcome)
 
-    def update(change=None) -> None:
-        try:
-            if change is not None and change.get("owner") is controls["prompt"]:
-                state["logits"] = next_token_logits(model, tokenizer, controls["prompt"].value)
-            outcome = explore_temperature(state["logits"], tokenizer, controls["temperature"].value,
-                                          controls["top_k"].value)
-        except CourseError as err:
-            result.value = error_html(str(err))
-            figure.value = b""
-            return
-        result.value = describe(outcome)
-        show_figure(figure, plot_temperature(outcome))
-
-    for control in controls.values():
-        control.observe(update, names="value")
-    box = widgets.VBox([*controls.values(), result, figure])
-    box.controls, box.result, box.figure, box.update = controls, result, figure, update
-    update()
-    return box
+    return explorer(controls, render, width="720px")
