@@ -1,7 +1,8 @@
 """`make bench`: what each lesson costs on this machine, and how fast the bundled models load.
 
 Prints, and writes to course/BUDGET.md (beside the lessons, linked from the README):
-- every lesson notebook's execution wall time and the kernel's peak memory (targets: < 2 GB, mybinder.org);
+- every lesson notebook's and assignment solution's execution wall time and the kernel's peak memory
+  (targets: < 2 GB, mybinder.org);
 - the cold load (conversion from GGUF into an empty cache) and warm load of each bundled model (target warm < 5 s);
 - then runs utils/deployment_figures.py (lesson 10's figures) when it exists.
 Figures, not assertions: a slower machine is reported, not failed.
@@ -53,12 +54,15 @@ def main() -> int:
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                "notebooks": {}, "models": {}}
     print(f"machine: {results['machine']}")
-    print("\nLesson notebooks (fresh kernel each):")
-    for path in sorted((ROOT / "course").glob("[0-9][0-9]_*.ipynb")):
-        seconds, peak = run_notebook(path)
-        results["notebooks"][path.name] = {"seconds": round(seconds, 1), "peak_mib": round(peak)}
-        flag = "" if peak < 2048 else "  <-- over mybinder.org's 2 GB"
-        print(f"  {path.name:<40} {seconds:7.1f} s   peak {peak:7.0f} MiB{flag}", flush=True)
+    groups = {"Lesson notebooks": sorted((ROOT / "course").glob("[0-9][0-9]_*.ipynb")),
+              "Assignment solutions": sorted((ROOT / "solutions").glob("*/*.ipynb"))}
+    for title, paths in groups.items():
+        print(f"\n{title} (fresh kernel each):")
+        for path in paths:
+            seconds, peak = run_notebook(path)
+            results["notebooks"][str(path.relative_to(ROOT))] = {"seconds": round(seconds, 1), "peak_mib": round(peak)}
+            flag = "" if peak < 2048 else "  <-- over mybinder.org's 2 GB"
+            print(f"  {path.name:<40} {seconds:7.1f} s   peak {peak:7.0f} MiB{flag}", flush=True)
     print("\nBundled models (cold = convert into an empty cache, warm = load from the cache):")
     from slmcourse.catalogue import names
 

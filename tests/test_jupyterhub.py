@@ -55,10 +55,11 @@ def hub() -> dict[str, dict]:
 
 
 def measured_peak_mib() -> float:
-    """The heaviest lesson's measured peak (course/BUDGET.md from `make bench`), else the 2 GB target."""
+    """The heaviest notebook's measured peak, lessons and assignments (course/BUDGET.md from `make bench`),
+    else the 2 GB target."""
     if not BUDGET.exists():
         return LESSON_TARGET_MIB
-    peaks = [float(m.group(1)) for m in re.finditer(r"^\|\s*\d\d_\w+\.ipynb\s*\|\s*[\d.]+\s*\|\s*([\d.]+)\s*\|",
+    peaks = [float(m.group(1)) for m in re.finditer(r"^\|\s*[\w/.-]+\.ipynb\s*\|\s*[\d.]+\s*\|\s*([\d.]+)\s*\|",
                                                     BUDGET.read_text(), re.M)]
     return max(peaks, default=LESSON_TARGET_MIB)
 
