@@ -18,7 +18,8 @@ always started in the course directory (where nbgrader_config.py is), because nb
 configuration from the current directory only.
 
 A submission that cannot be graded (an empty file, a file that is not a notebook, invalid notebook
-JSON, no student id in its name) is reported in grades.csv with 0 points and never stops the batch.
+JSON) is reported in grades.csv with 0 points and never stops the batch; a file with no usable
+student id in its name is reported with no score (there is nobody to give it to) until it is renamed.
 Only the folders of the students in the batch are written; a file whose id another file of the batch
 also claims is reported, not silently merged. Running the command again gives the same grades.
 """
@@ -115,6 +116,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def release_differences(course_dir: Path = ROOT, assignments: list[str] | None = None) -> list[str]:
     """What differs between assignments/ and a fresh `generate_assignment` (empty list: up to date)."""
     names = assignments or assignment_names(course_dir)
+    for name in names:
+        _check_assignment(course_dir, name)
     problems = []
     with tempfile.TemporaryDirectory(prefix="slm-release-check-") as fresh:
         fresh = Path(fresh)
