@@ -1,8 +1,6 @@
 """slmcourse.anatomy (architecture-explorer logic) and the architecture explorer, driven headless."""
-import os
 
 import pytest
-import torch
 
 import slmcourse
 from slmcourse import anatomy as a

@@ -1,5 +1,4 @@
 """slmcourse.bench: statistics, timing with warm-up, generation timing, memory, arithmetic, planner."""
-import math
 import statistics
 
 import numpy as np
@@ -8,7 +7,7 @@ import torch
 
 from slmcourse import CourseError, scaled_down
 from slmcourse import bench as B
-from slmcourse.memory import DEVICES, GiB
+from slmcourse.memory import DEVICES
 
 
 def test_timing_statistics_match_numpy():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from slmcourse import CourseError, load, scaled_down
 from slmcourse import distill, training
-from slmcourse.distill import (SparseTeacher, distillation_loss, every_other_layer, mean_pool, soft_targets,
+from slmcourse.distill import (distillation_loss, every_other_layer, mean_pool, soft_targets,
                                spearman, student_from_teacher, teacher_topk)
 
 

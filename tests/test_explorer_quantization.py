@@ -1,6 +1,5 @@
 """The quantization explorer, driven headless on a scaled-down SmolLM2 (random weights)."""
 import pytest
-import torch
 
 from slmcourse import CourseError, scaled_down
 from slmcourse.explorers.quantization import explore_quantization, layer_matrices, quantization_explorer

@@ -1,7 +1,6 @@
 """slmcourse.gguf_inspect on the bundled GGUF files: types, bits per weight, a Q4_1 block by hand."""
 import numpy as np
 import pytest
-import torch
 
 from slmcourse import CourseError
 from slmcourse import gguf_inspect as G

@@ -6,7 +6,7 @@ import torch
 
 import slmcourse
 from slmcourse import catalogue
-from slmcourse.errors import CourseError, ModelFileError, OfflineError
+from slmcourse.errors import CourseError, OfflineError
 from slmcourse.models import PARTS, parameter_part
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import filecmp
 import html
 import json
 import os

@@ -17,7 +17,7 @@ from . import catalogue
 from .catalogue import ModelCard
 from .errors import CourseError, OfflineError
 from .memory import DEVICES, GiB, PRECISIONS, fit, weights_bytes
-from .models import AUTO_CLASS, _build, count_parameters, make_config, parameter_breakdown
+from .models import _build, count_parameters, make_config, parameter_breakdown
 
 # BERT-base (Devlin et al. 2019, arXiv:1810.04805, Table/section 3: L=12, H=768, A=12, 110M parameters)
 # - the teacher DistilBERT was distilled from (Sanh et al. 2019, arXiv:1910.01108).

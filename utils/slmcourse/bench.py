@@ -24,7 +24,7 @@ import torch
 
 from .catalogue import ModelCard, get
 from .errors import CourseError
-from .memory import DEVICES, GiB, MiB, PRECISIONS, fit
+from .memory import GiB, MiB, PRECISIONS, fit
 
 # ---------------------------------------------------------------------------------------------
 # Validation

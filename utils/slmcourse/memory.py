@@ -148,7 +148,7 @@ def fit(model: str | ModelCard, precision: str = "fp16", context: int = 2048, ba
     device, a context longer than the model was built for, a batch below 1, ...).
     """
     card = get(model)
-    bytes_w = _check_precision(precision)
+    _check_precision(precision)                  # refuses an unknown precision with a message
     # The KV cache and activations stay in 16-bit when weights are quantized (the usual practice).
     kv_bytes = _check_precision(kv_precision or ("fp32" if precision == "fp32" else "fp16"))
     if device not in DEVICES:

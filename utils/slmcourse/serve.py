@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
@@ -257,7 +258,7 @@ def generation_handler(model: Any, tokenizer: Any, max_new_tokens: int = 64, max
 # ---------------------------------------------------------------------------------------------
 # Export: the same model as an ONNX graph, run by ONNX Runtime
 # ---------------------------------------------------------------------------------------------
-def export_onnx(model: Any, path: str, example_ids: Any, opset: int = 17) -> "Path":
+def export_onnx(model: Any, path: str, example_ids: Any, opset: int = 17) -> Path:
     """Export a causal LM's forward pass (input_ids, attention_mask -> logits) to ONNX.
 
     Uses PyTorch's TorchScript-based exporter (`dynamo=False`: the newer exporter needs the

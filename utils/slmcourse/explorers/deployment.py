@@ -14,9 +14,8 @@ import matplotlib.pyplot as plt
 from .. import catalogue
 from ..bench import TARGETS, Measured, Plan, plan_deployment
 from ..choose import LICENCE_NEEDS, TASKS, Constraints, choose
-from ..errors import CourseError
-from ..memory import DEVICES, GiB, PRECISIONS
-from ._common import error_html, explorer, style_wide, tooltip
+from ..memory import DEVICES, PRECISIONS
+from ._common import explorer, style_wide, tooltip
 
 
 def generating_models() -> list[str]:
@@ -130,26 +129,12 @@ def chooser_explorer(task: str = "chat", device: str = "Laptop (16 GB RAM)", pre
     }
     tooltip(controls["licence"], "commercial: allows commercial use (possibly with terms); permissive: MIT/Apache only")
     tooltip(controls["prefer"], "quality: the largest model that meets everything first; efficiency: the smallest")
-    result = widgets.HTML()
-
-    def update(_change=None) -> None:
-        v = {name: control.value for name, control in controls.items()}
-        try:
-            latency = v["latency_ms"] if v["latency_ms"] else None
-            cands = choose(Constraints(task=v["task"], device=v["device"], precision=v["precision"],
-                                       context=v["context"], licence=v["licence"], multilingual=v["multilingual"],
-                                       latency_ms=latency), prefer=v["prefer"])
-        except CourseError as err:
-            result.value = error_html(str(err))
-            return
+    def render(task, device, precision, context, licence, multilingual, latency_ms, prefer):
+        cands = choose(Constraints(task=task, device=device, precision=precision, context=context, licence=licence,
+                                   multilingual=multilingual, latency_ms=latency_ms or None), prefer=prefer)
         n_ok = sum(c.ok for c in cands)
         head = (f"<b>{n_ok} model{'s' if n_ok != 1 else ''} meet{'s' if n_ok == 1 else ''} every constraint</b>"
                 if n_ok else "<b>No model meets every constraint</b>: the closest ones first")
-        result.value = f"<div style='font-size:13px'>{head}{candidates_html(cands)}</div>"
+        return f"<div style='font-size:13px'>{head}{candidates_html(cands)}</div>", None
 
-    for control in controls.values():
-        control.observe(update, names="value")
-    box = widgets.VBox([*controls.values(), result])
-    box.controls, box.result, box.update = controls, result, update
-    update()
-    return box
+    return explorer(controls, render)

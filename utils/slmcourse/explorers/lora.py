@@ -10,7 +10,6 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
 from ..catalogue import get, names
-from ..errors import CourseError
 from ..lora import LoRABudget, lora_budget, target_choices
 from ._common import explorer, style_wide, tooltip
 
