@@ -52,3 +52,31 @@ def test_fit_reports_and_refuses_nonsense():
     with pytest.raises(CourseError, match="not in the course catalogue"):
         fit("gpt-5")
     assert all(d.usable_bytes <= d.memory_gib * GiB for d in DEVICES.values())
+
+
+def test_format_bits_match_ggml_block_layouts_and_the_bundled_file():
+    """The real-bit formats are computed from ggml's block layouts and measured on the bundled file."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    from slmcourse import gguf_inspect
+    from slmcourse.memory import FORMATS
+
+    for name in ("Q8_0", "Q4_1", "Q4_0"):
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType[name]]
+        assert FORMATS[name].bits_per_weight == 8 * size / block
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType["Q5_K"]]
+    assert FORMATS["Q5_K_M"].bits_per_weight == 8 * size / block
+    table = gguf_inspect.tensor_table(gguf_inspect.bundled_gguf("gemma-3-270m"))
+    blocks = [r for r in table if r["name"].startswith("blk.") and r["type"] != "F32"]
+    measured = 8 * sum(r["bytes"] for r in blocks) / sum(r["weights"] for r in blocks)
+    assert round(measured, 2) == FORMATS["Q4_K_M"].bits_per_weight
+    assert FORMATS["int4"].ideal and not FORMATS["Q4_0"].ideal
+
+
+def test_mistral_7b_at_a_real_4bit_format_does_not_fit_an_8gb_phone():
+    from slmcourse.memory import fit
+
+    assert not fit("Mistral-7B", "Q4_0", context=2048, device="Phone (8 GB RAM)").fits
+    assert not fit("Mistral-7B", "Q4_K_M", context=2048, device="Phone (8 GB RAM)").fits
+    report = fit("Mistral-7B", "int4", context=2048, device="Phone (8 GB RAM)")
+    assert any("ideal lower bound" in n for n in report.notes)

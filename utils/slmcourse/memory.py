@@ -14,9 +14,43 @@ from .errors import CourseError
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 
-# Bytes per weight. int4 here is the bare 4 bits; real int4 formats add a scale per group of weights
-# (lesson 8 measures that: Q4_1 spends 5.0 bits per weight, Q4_K about 4.5).
-PRECISIONS = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0.5}
+@dataclass(frozen=True)
+class Format:
+    """A weight format priced at its real bits per weight (scales and zero points included)."""
+    name: str
+    bits_per_weight: float
+    source: str
+    ideal: bool = False  # True: a bare bit width with no scales, a lower bound no real file reaches
+
+    @property
+    def bytes_per_weight(self) -> float:
+        return self.bits_per_weight / 8
+
+
+# Real formats at their real bits per weight. The GGUF block types are computed from ggml's block
+# layouts (gguf.GGML_QUANT_SIZES: Q8_0 = 32 int8 + one fp16 scale = 34 bytes per 32 weights = 8.5 bits);
+# Q4_K_M is a *mix* of block types, measured on the bundled Gemma-3-270M file over its transformer-block
+# weights (tests/test_memory.py recomputes both from the files). "int8"/"int4" are the bare bit widths:
+# labelled ideal lower bounds that no real file reaches (each real 4-bit block stores a scale too).
+FORMATS = {f.name: f for f in (
+    Format("fp32", 32.0, "IEEE-754 single precision"),
+    Format("bf16", 16.0, "bfloat16"),
+    Format("fp16", 16.0, "IEEE-754 half precision"),
+    Format("Q8_0", 8.5, "ggml block: 32 int8 weights + 1 fp16 scale"),
+    Format("Q5_K_M", 5.5, "ggml Q5_K block layout (the _M mix keeps a few tensors at Q6_K: a lower bound)"),
+    Format("Q4_K_M", 5.43, "measured: bundled Gemma-3-270M Q4_K_M file, transformer-block weights "
+                           "(its 640-wide rows push some tensors to Q5_0/Q6_K)"),
+    Format("Q4_1", 5.0, "ggml block: 32 4-bit weights + fp16 scale + fp16 minimum"),
+    Format("Q4_0", 4.5, "ggml block: 32 4-bit weights + 1 fp16 scale"),
+    Format("int8", 8.0, "ideal lower bound: bare 8 bits, no scales", ideal=True),
+    Format("int4", 4.0, "ideal lower bound: bare 4 bits, no scales", ideal=True),
+)}
+
+# Bytes per weight of every format (the view most calculators need).
+PRECISIONS = {name: f.bytes_per_weight for name, f in FORMATS.items()}
+
+# Precisions a KV cache can be stored in (its own control: the weights' format does not decide it).
+KV_PRECISIONS = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "Q8_0": 8.5 / 8, "int8": 1.0, "int4": 0.5}
 
 
 @dataclass(frozen=True)
@@ -51,7 +85,7 @@ def _check_precision(precision: str) -> float:
 
 
 def weights_bytes(n_params: int, precision: str = "fp32") -> int:
-    """Bytes to hold `n_params` weights at a precision (fp32, bf16, fp16, int8, int4)."""
+    """Bytes to hold `n_params` weights in a format of FORMATS (fp32, bf16, Q8_0, Q4_K_M, ...)."""
     if not isinstance(n_params, int) or n_params < 0:
         raise CourseError(f"the number of parameters must be a whole number >= 0, got {n_params!r}")
     return int(n_params * _check_precision(precision))
@@ -149,8 +183,12 @@ def fit(model: str | ModelCard, precision: str = "fp16", context: int = 2048, ba
     """
     card = get(model)
     _check_precision(precision)                  # refuses an unknown precision with a message
-    # The KV cache and activations stay in 16-bit when weights are quantized (the usual practice).
-    kv_bytes = _check_precision(kv_precision or ("fp32" if precision == "fp32" else "fp16"))
+    # The KV cache is its own control: by default it stays in 16-bit when weights are quantized
+    # (the usual practice of llama.cpp and transformers), fp32 when the weights are fp32.
+    kv_precision = kv_precision or ("fp32" if precision == "fp32" else "fp16")
+    if kv_precision not in KV_PRECISIONS:
+        raise CourseError(f"unknown KV-cache precision {kv_precision!r}; choose one of {', '.join(KV_PRECISIONS)}")
+    kv_bytes = KV_PRECISIONS[kv_precision]
     if device not in DEVICES:
         raise CourseError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
     for what, value in (("context", context), ("batch", batch)):
@@ -164,6 +202,9 @@ def fit(model: str | ModelCard, precision: str = "fp16", context: int = 2048, ba
         notes.append("an encoder reads its whole input at once: no KV cache")
     if card.sliding_window and context > card.sliding_window:
         notes.append(f"sliding-window layers cache only the last {card.sliding_window} tokens")
+    if FORMATS[precision].ideal:
+        notes.append(f"{precision} is an ideal lower bound (bare bits, no scales); real files need more, "
+                     f"e.g. Q4_0 {FORMATS['Q4_0'].bits_per_weight} or Q4_K_M {FORMATS['Q4_K_M'].bits_per_weight} bits per weight")
     return FitReport(
         model=card.name, precision=precision, context=context, batch=batch, device=device,
         weights=weights_bytes(card.params, precision),

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .errors import CourseError
+from .perplexity import perplexity  # noqa: F401  (re-exported: the one protocol)
 
 SCHEMES = ("absmax", "zeropoint")
 SCALE_DTYPES = {torch.float16: 2, torch.bfloat16: 2, torch.float32: 4}
@@ -573,38 +574,8 @@ def prune_mlp_channels(model: nn.Module, amount: float,
 
 
 # ---------------------------------------------------------------------------------------------
-# Measurements: perplexity and generation speed
+# Measurements: generation speed (perplexity lives in slmcourse.perplexity, the one protocol)
 # ---------------------------------------------------------------------------------------------
-@torch.no_grad()
-def perplexity(model: nn.Module, tokenizer, texts: str | Sequence[str], max_length: int = 512) -> float:
-    """exp(mean negative log-likelihood per predicted token) over `texts`, in windows of `max_length`.
-
-    Lower is better; a model that guessed uniformly among V tokens would score V.
-    """
-    if isinstance(texts, str):
-        texts = [texts]
-    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-        raise CourseError("perplexity needs one or more non-empty texts")
-    if max_length < 2:
-        raise CourseError("max_length must be at least 2 tokens")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total_nll, total_tokens = 0.0, 0
-    for text in texts:
-        ids = tokenizer(text, return_tensors="pt").input_ids[0]
-        for start in range(0, len(ids) - 1, max_length):
-            window = ids[start:start + max_length].unsqueeze(0).to(device)
-            if window.shape[1] < 2:
-                continue
-            logits = model(input_ids=window).logits.float()
-            nll = torch.nn.functional.cross_entropy(logits[0, :-1], window[0, 1:], reduction="sum")
-            total_nll += nll.item()
-            total_tokens += window.shape[1] - 1
-    model.train(was_training)
-    return math.exp(total_nll / total_tokens)
-
-
 @torch.no_grad()
 def generation_speed(model: nn.Module, tokenizer, prompt: str, new_tokens: int = 32, repeats: int = 1,
                      warmup: bool = True) -> dict:

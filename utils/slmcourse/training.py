@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import CourseError
+from .perplexity import perplexity as _protocol_perplexity
 
 DATA_FILES = ("distill_train.txt", "distill_heldout.txt", "heldout_general.txt", "domain_train.txt",
               "domain_heldout.txt", "similarity_pairs.tsv", "similarity_train.txt")
@@ -167,28 +168,16 @@ def train(model: nn.Module, step_loss: Callable[[int], torch.Tensor], steps: int
     return history
 
 
-@torch.no_grad()
-def perplexity(model: nn.Module, blocks: torch.Tensor, batch_size: int = 8) -> float:
-    """exp(mean next-token negative log-likelihood) of a causal LM over (n, L) blocks of token ids.
+def perplexity(model: nn.Module, blocks: torch.Tensor) -> float:
+    """Perplexity of a causal LM over (n, L) blocks of token ids, each block scored on its own.
 
-    Every model compared on the same blocks sees exactly the same contexts, so the figures compare.
-    A model that guessed uniformly among V tokens would score V.
+    The course's one protocol (`slmcourse.perplexity.perplexity`) with context = stride = L: every
+    model compared on the same blocks sees exactly the same contexts, so the figures compare.
     """
     if not torch.is_tensor(blocks) or blocks.ndim != 2 or blocks.shape[1] < 2 or len(blocks) == 0:
         raise CourseError("perplexity needs a (number of blocks, block length >= 2) tensor of token ids")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for start in range(0, len(blocks), batch_size):
-        batch = blocks[start:start + batch_size].to(device)
-        logits = model(input_ids=batch).logits[:, :-1].float()
-        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
-                                                reduction="sum")
-        total += nll.item()
-        count += batch[:, 1:].numel()
-    model.train(was_training)
-    return math.exp(total / count)
+    length = int(blocks.shape[1])
+    return _protocol_perplexity(model, ids=blocks, context=length, stride=length)
 
 
 def plot_losses(histories: Sequence[History], window: int = 10, ax=None, ylabel: str = "training loss"):

@@ -1,0 +1,13 @@
+"""Concept diagrams drawn in code: the picture before the maths, one per lesson.
+
+Each function returns a matplotlib Figure made of boxes and arrows (shared primitives in `_draw`),
+so it renders the same in JupyterLab, Colab, on GitHub and under nbval, and tests/test_diagrams.py
+renders every name listed in `__all__`. Lessons call them as `diagrams.<name>()`.
+"""
+from __future__ import annotations
+
+__all__: list[str] = []
+
+# One import line per diagram module (keep one line each, sorted by lesson):
+# DIAGRAMS-BEGIN
+# DIAGRAMS-END
