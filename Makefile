@@ -2,6 +2,7 @@
 #   make lab    set everything up (once) and open JupyterLab on the first notebook
 #   make test   set everything up (once) and run the whole test suite
 #   make bench  run time and peak memory of every lesson, load times of the bundled models
+#   make outputs  re-execute lessons and solutions on an idle machine and stamp them (committed outputs)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -12,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 # The course runs offline by default (and its committed outputs were made offline).
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: lab test bench setup models clean-cache
+.PHONY: lab test bench outputs setup models clean-cache
 
 setup: $(VENV)/.installed models
 
@@ -38,6 +39,10 @@ test: setup
 
 bench: setup
 	$(PY) tests/benchmark.py
+
+# The committed outputs: every lesson and solution executed in order on an idle machine, stamped.
+outputs: setup
+	$(PY) utils/make_outputs.py $(NOTEBOOKS)
 
 clean-cache:
 	$(PY) -c 'import slmcourse.models as m, shutil; shutil.rmtree(m.cache_dir(), ignore_errors=True)'
