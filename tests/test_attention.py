@@ -312,3 +312,49 @@ def test_a_real_smollm2_attention_layer_is_grouped_query_attention(smollm2):
                                layer.o_proj.weight, heads=9, kv_heads=3, positions=positions,
                                rope_base=config.rope_parameters["rope_theta"])
     torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=ATOL)
+
+
+# --------------------------------------------------------------------------------------------
+# tiled (online-softmax) attention, lesson 4
+# --------------------------------------------------------------------------------------------
+from slmcourse.attention import tiled_attention  # noqa: E402
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("block", [1, 2, 3, 8, 64])
+@pytest.mark.parametrize("query_block", [None, 1, 4])
+def test_tiled_attention_matches_pytorch_sdpa(shape, block, query_block):
+    b, h, nq, nk, d = shape
+    q, k, v = randn(b, h, nq, d, seed=1), randn(b, h, nk, d, seed=2), randn(b, h, nk, d, seed=3)
+    full = tiled_attention(q, k, v, block=block, query_block=query_block)
+    torch.testing.assert_close(full, F.scaled_dot_product_attention(q, k, v), atol=ATOL, rtol=ATOL)
+    causal = tiled_attention(q, k, v, block=block, causal=True, query_block=query_block)
+    reference = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(nq, nk))   # queries are the last ones
+    torch.testing.assert_close(causal, reference, atol=ATOL, rtol=ATOL)
+    torch.testing.assert_close(causal, scaled_dot_product_attention(q, k, v, mask=causal_mask(nq, nk)),
+                               atol=ATOL, rtol=ATOL)
+
+
+def test_tiled_attention_is_stable_for_large_scores_and_keeps_dtype():
+    q = randn(1, 2, 9, 16, seed=4) * 40                     # scores in the thousands: a naive exp overflows
+    out = tiled_attention(q, q, q, block=4, causal=True)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, q, q, is_causal=True), atol=1e-4, rtol=1e-4)
+    half = tiled_attention(q.to(torch.bfloat16), q.to(torch.bfloat16), q.to(torch.bfloat16), block=4)
+    assert half.dtype == torch.bfloat16
+    scale = tiled_attention(q, q, q, block=5, scale=0.01)
+    torch.testing.assert_close(scale, F.scaled_dot_product_attention(q, q, q, scale=0.01), atol=ATOL, rtol=ATOL)
+
+
+def test_tiled_attention_errors():
+    q, k = randn(1, 2, 5, 4), randn(1, 2, 3, 4)
+    with pytest.raises(CourseError, match="at least as many keys"):
+        tiled_attention(q, k, k, causal=True)
+    with pytest.raises(CourseError, match="block must be a whole number"):
+        tiled_attention(q, q, q, block=0)
+    with pytest.raises(CourseError, match="repeat_kv"):
+        tiled_attention(q, randn(1, 1, 5, 4), randn(1, 1, 5, 4))
+    with pytest.raises(CourseError, match="head_dim"):
+        tiled_attention(q, randn(1, 2, 5, 3), randn(1, 2, 5, 3))
+    with pytest.raises(CourseError, match="batch, heads, seq, head_dim"):
+        tiled_attention(q[0], q[0], q[0])

@@ -459,3 +459,68 @@ def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, seq_len: int, batc
     if bytes_per_element <= 0:
         raise CourseError(f"bytes_per_element must be positive, got {bytes_per_element!r}")
     return int(2 * layers * kv_heads * head_dim * seq_len * batch * bytes_per_element)
+
+
+# --------------------------------------------------------------------------------------------
+# tiled (online-softmax) attention: the idea behind FlashAttention (lesson 4)
+# --------------------------------------------------------------------------------------------
+
+def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int = 64, causal: bool = False,
+                    scale: float | None = None, query_block: int | None = None) -> torch.Tensor:
+    """Exact attention computed one block of keys at a time with an online softmax (Milakov & Gimelshein
+    2018; the idea FlashAttention builds on, Dao et al. 2022).
+
+    For each block of `query_block` queries (default: all of them) it walks over the keys `block` at a
+    time, keeping per query a running maximum m, a running sum of exp(score - m) and a running
+    weighted sum of values; when a block raises the maximum, the old sums are rescaled by
+    exp(m_old - m_new). At the end, output = weighted sum / sum: the same numbers as
+    softmax(q k^T * scale) v, without ever building the (queries x keys) score matrix.
+
+    q: (batch, heads, queries, head_dim); k, v: (batch, heads, keys, head_dim) with keys >= queries when
+    `causal` (the queries are then the last positions, as in `causal_mask`). A query that sees no key
+    gets zeros (as `scaled_dot_product_attention` does).
+    """
+    for what, t in (("q", q), ("k", k), ("v", v)):
+        if _tensor(what, t).dim() != 4:
+            raise CourseError(f"{what} must be (batch, heads, seq, head_dim), got shape {tuple(t.shape)}")
+    if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3]:
+        raise CourseError(f"q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} must agree in batch and "
+                          "heads, and k and v in length (for fewer KV heads, repeat_kv them first)")
+    if q.shape[-1] != k.shape[-1]:
+        raise CourseError(f"q and k must have the same head_dim (last dimension): {q.shape[-1]} != {k.shape[-1]}")
+    block = _whole("block", block)
+    n_q, n_k = q.shape[2], k.shape[2]
+    query_block = max(n_q, 1) if query_block is None else _whole("query_block", query_block)
+    if causal and n_k < n_q:
+        raise CourseError(f"with causal=True there must be at least as many keys ({n_k}) as queries ({n_q}): "
+                          "the queries are the last positions")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    b, h, _, d = q.shape
+    dtype = torch.promote_types(q.dtype, torch.float32)   # accumulate in at least float32
+    outputs = []
+    for q_start in range(0, n_q, query_block):
+        qb = q[:, :, q_start:q_start + query_block].to(dtype)
+        rows = qb.shape[2]
+        q_pos = torch.arange(n_k - n_q + q_start, n_k - n_q + q_start + rows, device=q.device)[:, None]
+        m = torch.full((b, h, rows, 1), float("-inf"), dtype=dtype, device=q.device)   # running max
+        s = torch.zeros((b, h, rows, 1), dtype=dtype, device=q.device)                 # running sum
+        acc = torch.zeros((b, h, rows, v.shape[-1]), dtype=dtype, device=q.device)     # running output
+        for k_start in range(0, n_k, block):
+            kb = k[:, :, k_start:k_start + block].to(dtype)
+            vb = v[:, :, k_start:k_start + block].to(dtype)
+            scores = torch.matmul(qb, kb.transpose(-2, -1)) * scale
+            if causal:
+                k_pos = torch.arange(k_start, k_start + kb.shape[2], device=q.device)[None, :]
+                if bool((k_pos > q_pos).all()):
+                    continue                                 # a block entirely in the future: skip it
+                scores = scores.masked_fill(k_pos > q_pos, float("-inf"))
+            m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
+            safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)   # rows with no key yet
+            p = torch.exp(scores - safe)
+            correction = torch.exp(m - safe)
+            s = s * correction + p.sum(dim=-1, keepdim=True)
+            acc = acc * correction + torch.matmul(p, vb)
+            m = m_new
+        outputs.append(torch.where(s > 0, acc / s.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(acc)))
+    return torch.cat(outputs, dim=2).to(v.dtype)
