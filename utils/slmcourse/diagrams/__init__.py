@@ -10,4 +10,6 @@ __all__: list[str] = []
 
 # One import line per diagram module (keep one line each, sorted by lesson):
 # DIAGRAMS-BEGIN
+from .sliding_window import sliding_window_receptive_field; __all__.append("sliding_window_receptive_field")
+from .rope import rope_rotation; __all__.append("rope_rotation")
 # DIAGRAMS-END
