@@ -11,6 +11,9 @@ from .errors import CourseError
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.toml")
 FAMILIES = ("decoder-only", "encoder", "encoder-decoder")
+# What the published weights were tuned for: a base model continues text; an instruct model follows
+# one instruction; a chat model holds a conversation through its chat template.
+TUNINGS = ("base", "instruct", "chat")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,13 @@ class ModelCard:
     package: dict[str, Any] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
     corrections: tuple[dict[str, str], ...] = ()
+    tuning: str = "base"
+    tuning_source: str = ""
+
+    @property
+    def is_tuned(self) -> bool:
+        """True for instruct and chat models (tuned to follow instructions), False for a base model."""
+        return self.tuning != "base"
 
     @property
     def heads(self) -> int:
@@ -98,6 +108,9 @@ def _cards() -> dict[str, ModelCard]:
         cards[key] = ModelCard(key=key, **entry)
         if cards[key].family not in FAMILIES:
             raise ValueError(f"catalogue entry {key}: unknown family {cards[key].family!r}")
+        if cards[key].tuning not in TUNINGS or not cards[key].tuning_source:
+            raise ValueError(f"catalogue entry {key}: tuning must be one of {TUNINGS} with a tuning_source, "
+                             f"got {cards[key].tuning!r}")
     return cards
 
 
