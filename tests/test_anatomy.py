@@ -65,16 +65,56 @@ def test_breakdown_rows_sum_to_the_count():
 
 def test_memory_rows_build_on_memory_fit():
     rows = a.memory_rows("smollm2-135m", context=2048, device="Raspberry Pi 5 (8 GB)")
-    assert [r["precision"] for r in rows] == ["fp32", "bf16", "fp16", "int8", "int4"]
+    # real formats at their real bits per weight first, the bare int4 last and labelled as an ideal bound
+    assert [r["precision"] for r in rows] == ["fp32", "bf16", "Q8_0", "Q5_K_M", "Q4_K_M", "Q4_0", "int4 (ideal bound)"]
+    assert [r["bits/weight"] for r in rows] == [32.0, 16.0, 8.5, 5.5, 5.43, 4.5, 4.0]
     assert rows[0]["weights GiB"] == round(weights_bytes(134_515_008, "fp32") / GiB, 3)
+    assert rows[4]["weights GiB"] == round(weights_bytes(134_515_008, "Q4_K_M") / GiB, 3)
     assert all(r["fits Raspberry Pi 5 (8 GB)"] == "yes" for r in rows)
     assert a.memory_rows("mistral-7b", device="mybinder.org session")[0]["fits mybinder.org session"] == "no"
+    # Mistral-7B on an 8 GB Raspberry Pi with 4k tokens: Q8_0 (8.5 bits) does not fit, the 4-bit formats do
+    pi = {r["precision"]: r["fits Raspberry Pi 5 (8 GB)"] for r in a.memory_rows("mistral-7b", 4096, "Raspberry Pi 5 (8 GB)")}
+    assert pi["Q8_0"] == "no" and pi["Q4_K_M"] == "yes"
     # a context longer than the model's is clipped to its maximum for the table
     assert a.memory_rows("bert-tiny", context=100_000)[0]["KV cache GiB"] == 0
     bare = a.memory_rows(1_000_000_000)
-    assert bare[-1] == {"precision": "int4", "weights GiB": round(0.5e9 / GiB, 3)}
+    assert bare[-1] == {"precision": "int4 (ideal bound)", "bits/weight": 4.0, "weights GiB": round(0.5e9 / GiB, 3)}
+    assert a.memory_rows(1_000_000_000, formats=("Q4_0",)) == [
+        {"precision": "Q4_0", "bits/weight": 4.5, "weights GiB": round(0.5625e9 / GiB, 3)}]
     with pytest.raises(CourseError, match="device"):
         a.memory_rows("smollm2-135m", device="toaster")
+    with pytest.raises(CourseError, match="unknown precision"):
+        a.memory_rows(1000, formats=("int3",))
+    assert a.format_label("Q4_K_M") == "Q4_K_M" and a.format_label("int8") == "int8 (ideal bound)"
+
+
+@pytest.mark.parametrize("key", ["smollm2-135m", "tinyllama-1.1b", "mistral-7b", "zephyr-7b", "codellama-7b", "gemma-2b"])
+def test_llama_parameter_count_by_hand_equals_the_meta_build(key):
+    model = slmcourse.full_size(key)
+    assert a.llama_parameter_count(model.config) == slmcourse.count_parameters(model) == catalogue.get(key).params
+    assert a.llama_parameter_count(catalogue.get(key).config) == catalogue.get(key).params   # a dict works too
+
+
+def test_llama_parameter_count_tied_and_refusals():
+    untied = a.llama_parameter_count(catalogue.get("tinyllama-1.1b").config)
+    tied = a.llama_parameter_count({**catalogue.get("tinyllama-1.1b").config, "tie_word_embeddings": True})
+    assert untied - tied == 32_000 * 2048
+    with pytest.raises(CourseError, match="hidden_size"):
+        a.llama_parameter_count({"vocab_size": 10})
+    with pytest.raises(CourseError, match="evenly"):
+        a.llama_parameter_count({"vocab_size": 10, "hidden_size": 12, "intermediate_size": 8, "num_hidden_layers": 1,
+                                 "num_attention_heads": 3, "num_key_value_heads": 2})
+
+
+def test_albert_parameter_count_by_hand_equals_albert_model_on_meta():
+    card = catalogue.get("albert-base")
+    assert a.albert_parameter_count(card.config) == card.params == 11_683_584
+    unshared = a.meta_model(card, num_hidden_groups=12)
+    assert a.albert_parameter_count(unshared.config) == slmcourse.count_parameters(unshared) == 89_650_176
+    unfactorised = a.meta_model(card, embedding_size=768)
+    assert a.albert_parameter_count(unfactorised.config) == slmcourse.count_parameters(unfactorised)
+    with pytest.raises(CourseError, match="embedding_size"):
+        a.albert_parameter_count({"vocab_size": 10})
 
 
 def test_albert_sharing_numbers():
@@ -114,7 +154,7 @@ def test_anatomy_bundles_everything():
     assert info.name == "OPT-125M" and info.card.key == "opt-125m"
     assert info.summary["positions"] == "learned"
     assert "12 x OPTDecoderLayer" in info.structure
-    assert len(info.memory) == 5 and len(info.breakdown) == 6
+    assert len(info.memory) == len(a.MEMORY_FORMATS) and len(info.breakdown) == 6
 
 
 # ---- the explorer, headless --------------------------------------------------------------------------

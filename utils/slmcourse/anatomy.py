@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 from . import catalogue
 from .catalogue import ModelCard
 from .errors import CourseError, OfflineError
-from .memory import DEVICES, GiB, PRECISIONS, fit, weights_bytes
+from .memory import DEVICES, FORMATS, GiB, fit, weights_bytes
 from .models import _build, count_parameters, make_config, parameter_breakdown
 
 # BERT-base (Devlin et al. 2019, arXiv:1810.04805, Table/section 3: L=12, H=768, A=12, 110M parameters)
@@ -250,26 +250,103 @@ def count_check(names: list[str] | None = None) -> list[dict]:
     return rows
 
 
+# The formats the memory table shows: real formats at their real bits per weight first, then the bare
+# 4-bit width as a labelled ideal lower bound (no real 4-bit file reaches it: each block stores a scale).
+MEMORY_FORMATS = ("fp32", "bf16", "Q8_0", "Q5_K_M", "Q4_K_M", "Q4_0", "int4")
+
+
+def format_label(precision: str) -> str:
+    """A format's name as tables print it: ideal lower bounds say so ("int4 (ideal bound)")."""
+    if precision not in FORMATS:
+        raise CourseError(f"unknown precision {precision!r}; choose one of {', '.join(FORMATS)}")
+    return f"{precision} (ideal bound)" if FORMATS[precision].ideal else precision
+
+
 def memory_rows(name_or_params: str | ModelCard | int, context: int = 2048,
-                device: str = "Laptop (16 GB RAM)") -> list[dict]:
-    """Memory at each precision. For a catalogued model: weights + KV cache + activations for `context`
-    tokens and whether it fits `device` (memory.fit); for a bare parameter count: the weights only."""
+                device: str = "Laptop (16 GB RAM)", formats: tuple[str, ...] = MEMORY_FORMATS) -> list[dict]:
+    """Memory in each of `formats` (real bits per weight, memory.FORMATS). For a catalogued model: weights +
+    KV cache + activations for `context` tokens and whether it fits `device` (memory.fit); for a bare
+    parameter count: the weights only. An ideal format's row is labelled "(ideal bound)"."""
+    for precision in formats:
+        format_label(precision)                   # refuses an unknown format with a message
     rows = []
     if isinstance(name_or_params, int) and not isinstance(name_or_params, bool):
-        for precision in PRECISIONS:
-            rows.append({"precision": precision, "weights GiB": round(weights_bytes(name_or_params, precision) / GiB, 3)})
+        for precision in formats:
+            rows.append({"precision": format_label(precision), "bits/weight": FORMATS[precision].bits_per_weight,
+                         "weights GiB": round(weights_bytes(name_or_params, precision) / GiB, 3)})
         return rows
     card = catalogue.get(name_or_params)
     if device not in DEVICES:
         raise CourseError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
     context = min(context, card.context_length) if isinstance(context, int) and not isinstance(context, bool) else context
-    for precision in PRECISIONS:
+    for precision in formats:
         report = fit(card, precision, context, 1, device)
-        rows.append({"precision": precision, "weights GiB": round(report.weights / GiB, 3),
+        rows.append({"precision": format_label(precision), "bits/weight": FORMATS[precision].bits_per_weight,
+                     "weights GiB": round(report.weights / GiB, 3),
                      "KV cache GiB": round(report.kv_cache / GiB, 3),
                      "activations GiB": round(report.activations / GiB, 3),
                      "total GiB": round(report.total / GiB, 3), f"fits {device}": "yes" if report.fits else "no"})
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter counting by hand (lessons 1 and 2 build these inline first)
+# ---------------------------------------------------------------------------------------------
+
+def _field(config, name: str):
+    value = config.get(name) if isinstance(config, dict) else getattr(config, name, None)
+    return value
+
+
+def _whole_fields(config, names: tuple[str, ...], what: str) -> dict:
+    out = {}
+    for name in names:
+        value = _field(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CourseError(f"{what}: config field {name!r} must be a whole number >= 1, got {value!r}")
+        out[name] = value
+    return out
+
+
+def llama_parameter_count(config) -> int:
+    """Parameters of a Llama-family decoder (Llama, Mistral, SmolLM2, TinyLlama, CodeLlama, Gemma) from its config.
+
+    embedding V*d; per layer: W_q d*H*h, W_k and W_v d*G*h each, W_o H*h*d (no biases), a gated MLP of three
+    d*I matrices, two RMSNorm vectors of d; a final norm d; an LM head V*d unless tie_word_embeddings.
+    `config` is a transformers config or a dict of its fields.
+    """
+    f = _whole_fields(config, ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                               "num_attention_heads"), "llama_parameter_count")
+    d, V, I, L, H = (f["hidden_size"], f["vocab_size"], f["intermediate_size"], f["num_hidden_layers"],
+                     f["num_attention_heads"])
+    G = _field(config, "num_key_value_heads") or H
+    h = _field(config, "head_dim") or d // H
+    if H % G:
+        raise CourseError(f"{H} query heads cannot be shared evenly among {G} key/value heads")
+    tied = _field(config, "tie_word_embeddings")
+    attention = d * H * h + 2 * d * G * h + H * h * d
+    per_layer = attention + 3 * d * I + 2 * d
+    return V * d + L * per_layer + d + (0 if tied else V * d)
+
+
+def albert_parameter_count(config) -> int:
+    """Parameters of transformers' AlbertModel (with its pooler) from its config (an AlbertConfig or a dict).
+
+    Factorised embeddings: word V*E, positions P*E, token types T*E, a LayerNorm (2E), then a projection
+    E*H + H up to the hidden size. Cross-layer sharing: only `num_hidden_groups` distinct layers exist
+    (1 in ALBERT-base), each a BERT layer: attention 4(H*H + H) + LayerNorm 2H, MLP H*I + I + I*H + H +
+    LayerNorm 2H. The pooler is H*H + H.
+    """
+    f = _whole_fields(config, ("vocab_size", "embedding_size", "hidden_size", "intermediate_size",
+                               "max_position_embeddings", "num_hidden_groups"), "albert_parameter_count")
+    V, E, H, I, P, groups = (f["vocab_size"], f["embedding_size"], f["hidden_size"], f["intermediate_size"],
+                             f["max_position_embeddings"], f["num_hidden_groups"])
+    T = _field(config, "type_vocab_size") or 2
+    inner = _field(config, "inner_group_num") or 1
+    embeddings = V * E + P * E + T * E + 2 * E
+    projection = E * H + H
+    layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H
+    return embeddings + projection + groups * inner * layer + H * H + H
 
 
 # ---------------------------------------------------------------------------------------------
