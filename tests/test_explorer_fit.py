@@ -33,3 +33,14 @@ def test_tooltips_work_on_ipywidgets_7_and_8():
     slider = tooltip(widgets.IntSlider(), "hello")
     attribute = "tooltip" if IPYWIDGETS_MAJOR >= 8 else "description_tooltip"
     assert getattr(slider, attribute) == "hello"
+
+
+def test_formats_are_priced_at_real_bits_and_the_kv_cache_is_its_own_control():
+    box = fit_explorer(model="mistral-7b", precision="Q4_K_M", context=4096, device="Raspberry Pi 5 (8 GB)")
+    labels = dict((v, k) for k, v in box.controls["precision"].options)
+    assert labels["Q4_K_M"] == "Q4_K_M (5.43 bits/weight)" and "ideal lower bound" in labels["int4"]
+    assert fit("mistral-7b", "Q4_K_M", 4096, 1, "Raspberry Pi 5 (8 GB)").summary() in box.result.value
+    box.controls["kv_precision"].value = "Q8_0"
+    assert fit("mistral-7b", "Q4_K_M", 4096, 1, "Raspberry Pi 5 (8 GB)", kv_precision="Q8_0").summary() in box.result.value
+    box.controls["precision"].value = "int4"
+    assert "ideal lower bound" in box.result.value
