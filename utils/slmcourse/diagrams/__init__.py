@@ -10,6 +10,8 @@ __all__: list[str] = []
 
 # One import line per diagram module (keep one line each, sorted by lesson):
 # DIAGRAMS-BEGIN
+from .generation_loop import generation_loop; __all__.append("generation_loop")
+from .gqa import gqa_grouping; __all__.append("gqa_grouping")
 from .sliding_window import sliding_window_receptive_field; __all__.append("sliding_window_receptive_field")
 from .rope import rope_rotation; __all__.append("rope_rotation")
 # DIAGRAMS-END
