@@ -14,4 +14,6 @@ from .generation_loop import generation_loop; __all__.append("generation_loop")
 from .gqa import gqa_grouping; __all__.append("gqa_grouping")
 from .sliding_window import sliding_window_receptive_field; __all__.append("sliding_window_receptive_field")
 from .rope import rope_rotation; __all__.append("rope_rotation")
+from .distillation import distillation_pipeline; __all__.append("distillation_pipeline")
+from .quantization import quantization_grid; __all__.append("quantization_grid")
 # DIAGRAMS-END
