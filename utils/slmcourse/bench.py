@@ -7,8 +7,10 @@ Lesson 10's toolkit. Everything a learner measures goes through a few honest hab
 - separate **time to first token** (prefill: the whole prompt in one forward pass) from **decode speed**
   (one token per forward pass, each re-reading all the weights).
 
-The arithmetic helpers (FLOPs, energy, cost, bandwidth bound) are pure functions; the planner turns a
-speed measured here into an estimate for another device through memory bandwidth, and says so.
+It measures: timers, generation latency, memory readings, the memory bandwidth reached here, the kernel
+launches of a decode step, and energy (RAPL / NVML meters where readable, else a labelled estimate).
+The cost model that turns these into estimates for another device lives in `slmcourse.planner`; its
+names (plan_deployment, TARGETS, Measured, ...) stay importable from here.
 """
 from __future__ import annotations
 
@@ -22,9 +24,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .catalogue import ModelCard, get
 from .errors import CourseError
-from .memory import GiB, MiB, PRECISIONS, fit
+from .memory import MiB
 
 # ---------------------------------------------------------------------------------------------
 # Validation
@@ -357,30 +358,8 @@ def peak_memory(fn: Callable[[], Any], interval: float = 0.002, trace_python: bo
 
 
 # ---------------------------------------------------------------------------------------------
-# Arithmetic: FLOPs, bandwidth bound, energy, cost
+# Bandwidth and framework overhead, measured here
 # ---------------------------------------------------------------------------------------------
-
-
-def flops_per_token(n_params: int) -> int:
-    """Forward-pass FLOPs per generated token, to first order: 2 x parameters (one multiply and one add
-    per weight; attention over the context adds 2 x layers x context x width more, small for short contexts)."""
-    _whole("the number of parameters", n_params, 0)
-    return 2 * n_params
-
-
-def bytes_per_token(n_params: int, precision: str = "fp32") -> int:
-    """Bytes of weights read from memory for one decode step at batch 1: every weight once."""
-    _whole("the number of parameters", n_params, 0)
-    if precision not in PRECISIONS:
-        raise CourseError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return int(n_params * PRECISIONS[precision])
-
-
-def bandwidth_bound_tokens_per_s(n_bytes: float, bandwidth_bytes_per_s: float) -> float:
-    """Upper limit of batch-1 decode speed: memory bandwidth / bytes read per token."""
-    _positive("the bytes read per token", n_bytes)
-    _positive("the memory bandwidth", bandwidth_bytes_per_s)
-    return bandwidth_bytes_per_s / n_bytes
 
 
 def measure_bandwidth(mib: int = 256, repeats: int = 5, device: str | torch.device = "cpu") -> float:
@@ -398,162 +377,178 @@ def measure_bandwidth(mib: int = 256, repeats: int = 5, device: str | torch.devi
     return 2 * mib * MiB / timing.median
 
 
-def energy_per_token(seconds_per_token: float, watts: float) -> float:
-    """Joules per token = time per token x power drawn (a power figure you state, not one measured)."""
-    return _positive("the time per token", seconds_per_token) * _positive("the power", watts)
+# Operations that only re-describe a tensor (no kernel runs) or that do nothing for same-dtype input.
+VIEW_OPS = frozenset({"aten::view", "aten::reshape", "aten::transpose", "aten::slice", "aten::unsqueeze",
+                      "aten::squeeze", "aten::expand", "aten::alias", "aten::as_strided", "aten::select",
+                      "aten::t", "aten::split", "aten::detach", "aten::to", "aten::lift_fresh",
+                      "aten::_unsafe_view", "aten::contiguous", "aten::is_nonzero", "aten::item",
+                      "aten::_local_scalar_dense", "aten::size", "aten::resolve_conj", "aten::resolve_neg"})
 
 
-def energy_range(seconds_per_token: float, watts_low: float, watts_high: float) -> tuple[float, float]:
-    """(low, high) joules per token for a power figure known only as a range."""
-    if watts_low > watts_high:
-        raise CourseError(f"the low power figure ({watts_low} W) is above the high one ({watts_high} W)")
-    return energy_per_token(seconds_per_token, watts_low), energy_per_token(seconds_per_token, watts_high)
+@torch.no_grad()
+def count_decode_ops(model: torch.nn.Module, input_ids: torch.Tensor) -> int:
+    """Operations that launch a kernel in ONE decode step (after a prefill of `input_ids`), counted with
+    torch.profiler: top-level aten operations, views and no-op conversions left out.
 
-
-def cost_per_million_tokens(tokens_per_s: float, price_per_hour: float) -> float:
-    """Price of a million generated tokens on a machine rented at `price_per_hour`, busy all the time."""
-    _positive("the throughput", tokens_per_s)
-    _positive("the price per hour", price_per_hour, allow_zero=True)
-    return price_per_hour / (tokens_per_s * 3600) * 1e6
-
-
-# ---------------------------------------------------------------------------------------------
-# Targets and the deployment planner
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """A deployment target: a device of slmcourse.memory.DEVICES plus speed, power and price figures."""
-
-    device: str                 # key into memory.DEVICES (memory size and usable share)
-    bandwidth_gb_s: float       # peak memory bandwidth, vendor figure (GB/s = 1e9 bytes/s)
-    watts: tuple[float, float]  # power drawn while generating: a (low, high) range, stated
-    price_per_hour: float | None  # rough on-demand cloud price in USD; None for a device you own
-    source: str
-
-
-# Bandwidths are the vendors' published peak figures; power ranges and prices are the course's stated
-# assumptions (whole-device draw under load for the small devices, board power for the GPUs; prices
-# are typical 2025 on-demand list prices - check your provider).
-TARGETS = {t.device: t for t in (
-    Target("Raspberry Pi 5 (8 GB)", 17.1, (5.0, 10.0), None,
-           "LPDDR4X-4267, 32-bit bus (raspberrypi.com product brief); board 5-10 W under load"),
-    Target("Phone (8 GB RAM)", 68.3, (3.0, 8.0), None,
-           "LPDDR5X-8533, 64-bit bus, a 2024 flagship; 3-8 W while computing"),
-    Target("Laptop (16 GB RAM)", 89.6, (15.0, 45.0), None,
-           "dual-channel DDR5-5600; 15-45 W package power under load"),
-    Target("NVIDIA T4 (16 GB)", 320.0, (40.0, 70.0), 0.35,
-           "nvidia.com T4 datasheet: 320 GB/s, 70 W; ~0.35 USD/h on demand"),
-    Target("NVIDIA RTX 4090 (24 GB)", 1008.0, (200.0, 450.0), 0.70,
-           "nvidia.com: 1008 GB/s, 450 W; ~0.70 USD/h on GPU marketplaces"),
-    Target("NVIDIA A100 (80 GB)", 2039.0, (250.0, 400.0), 3.00,
-           "nvidia.com A100 80GB SXM: 2039 GB/s, 400 W; ~3 USD/h on demand"),
-)}
-
-
-@dataclass(frozen=True)
-class Measured:
-    """A decode speed measured on this machine, the yardstick the planner scales from."""
-
-    model: str
-    precision: str
-    decode_tokens_per_s: float
-    bandwidth_bytes_per_s: float   # measured here with measure_bandwidth
-
-    @property
-    def efficiency(self) -> float:
-        """Share of the bandwidth bound reached here (1.0 = reading the weights is the only cost)."""
-        n = get(self.model).params
-        bound = bandwidth_bound_tokens_per_s(bytes_per_token(n, self.precision), self.bandwidth_bytes_per_s)
-        return min(1.0, self.decode_tokens_per_s / bound)
-
-
-@dataclass
-class Plan:
-    model: str
-    precision: str
-    target: str
-    fits: bool
-    memory_needed: int
-    memory_usable: int
-    tokens_per_s: float
-    ms_per_token: float
-    latency_budget_ms: float
-    joules_per_token: tuple[float, float]
-    cost_per_million: float | None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def meets_budget(self) -> bool:
-        return self.fits and self.ms_per_token <= self.latency_budget_ms
-
-    @property
-    def verdict(self) -> str:
-        if not self.fits:
-            return "does not fit in memory"
-        return "fits and meets the latency budget" if self.meets_budget else "fits but is too slow for the budget"
-
-    def summary(self) -> str:
-        text = (f"{self.model} at {self.precision} on {self.target}: {self.verdict}. Memory "
-                f"{self.memory_needed / GiB:.2f} of {self.memory_usable / GiB:.2f} GiB usable; expected "
-                f"~{self.tokens_per_s:.0f} tokens per second ({self.ms_per_token:.1f} ms per token, budget "
-                f"{self.latency_budget_ms:g} ms); energy {self.joules_per_token[0]:.3f}-"
-                f"{self.joules_per_token[1]:.3f} J per token")
-        if self.cost_per_million is not None:
-            text += f"; ~{self.cost_per_million:.2f} USD per million tokens at batch 1"
-        return text
-
-
-def plan_deployment(model: str | ModelCard, target: str, precision: str = "bf16", latency_budget_ms: float = 100.0,
-                    measured: Measured | None = None, efficiency: float | None = None,
-                    context: int = 2048) -> Plan:
-    """What fits on `target` and how fast it should decode, from a speed measured on this machine.
-
-    Memory comes from slmcourse.memory.fit (weights + KV cache + activations for `context` tokens).
-    Speed is a first-order estimate: batch-1 decode reads every weight once per token, so
-        tokens/s = efficiency x bandwidth(target) / bytes per token,
-    with `efficiency` the share of the bandwidth bound measured here (`measured.efficiency`) or given
-    directly (default 0.5 when neither is given). It ignores compute limits, the KV cache reads and
-    the framework's per-token overhead, which dominate for the smallest models on fast GPUs.
+    In eager PyTorch each of them is dispatched from Python (and, on a GPU, launched) one by one: the
+    planner's per-step overhead (`planner.FRAMEWORKS["eager"]`) is this count x a cost per launch.
     """
-    card = get(model)
-    if target not in TARGETS:
-        raise CourseError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
-    _positive("the latency budget (ms per token)", latency_budget_ms)
-    if card.family == "encoder":
-        raise CourseError(f"{card.name} is an encoder: it does not generate tokens one by one, so a decode speed "
-                          f"makes no sense for it (time one forward pass with time_it instead)")
-    if efficiency is None:
-        efficiency = measured.efficiency if measured is not None else 0.5
-    if not isinstance(efficiency, (int, float)) or not 0 < efficiency <= 1:
-        raise CourseError(f"efficiency must be a share in (0, 1], got {efficiency!r}")
-    tgt = TARGETS[target]
-    report = fit(card, precision=precision, context=min(context, card.context_length), device=target)
-    tokens_per_s = efficiency * bandwidth_bound_tokens_per_s(bytes_per_token(card.params, precision),
-                                                             tgt.bandwidth_gb_s * 1e9)
-    seconds = 1.0 / tokens_per_s
-    notes = list(report.notes)
-    if card.params < 500_000_000 and tgt.price_per_hour is not None:
-        notes.append("a model this small is limited by per-token overhead (kernel launches, Python) on a GPU, "
-                     "not by bandwidth: expect less than this estimate at batch 1")
-    if precision in ("int8", "int4"):
-        notes.append("the speed assumes integer kernels that read the weights at that size (llama.cpp, "
-                     "ONNX Runtime, torchao); simulated quantization saves no time")
-    return Plan(model=card.name, precision=precision, target=target, fits=report.fits,
-                memory_needed=report.total, memory_usable=report.available, tokens_per_s=tokens_per_s,
-                ms_per_token=seconds * 1e3, latency_budget_ms=float(latency_budget_ms),
-                joules_per_token=energy_range(seconds, *tgt.watts),
-                cost_per_million=(cost_per_million_tokens(tokens_per_s, tgt.price_per_hour)
-                                  if tgt.price_per_hour is not None else None),
-                notes=notes)
+    from torch.profiler import ProfilerActivity, profile
+
+    device = _model_device(model)
+    ids = input_ids.to(device)
+    out = model(input_ids=ids, use_cache=True)
+    token = out.logits[:, -1].argmax(-1, keepdim=True)
+    mask = torch.ones(ids.shape[0], ids.shape[1] + 1, dtype=torch.long, device=device)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(input_ids=token, attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
+    count = 0
+    for event in prof.events():
+        parent = event.cpu_parent
+        top = parent is None or not parent.name.startswith("aten::")
+        if top and event.name.startswith("aten::") and event.name not in VIEW_OPS:
+            count += 1
+    return count
 
 
-def plan_all(target: str, precision: str = "bf16", latency_budget_ms: float = 100.0,
-             measured: Measured | None = None, efficiency: float | None = None, context: int = 2048) -> list[Plan]:
-    """`plan_deployment` for every generating model of the catalogue, fastest first."""
-    from .catalogue import all_cards
+# ---------------------------------------------------------------------------------------------
+# Energy: measured where a meter is readable, else estimated from a stated power
+# ---------------------------------------------------------------------------------------------
 
-    plans = [plan_deployment(c, target, precision, latency_budget_ms, measured, efficiency, context)
-             for c in all_cards() if c.family != "encoder"]
-    return sorted(plans, key=lambda p: (not p.meets_budget, not p.fits, -p.tokens_per_s))
+POWERCAP = "/sys/class/powercap"
+
+
+def rapl_domains(root: str = POWERCAP) -> list[str]:
+    """Readable top-level Intel/AMD RAPL package domains under Linux powercap (empty elsewhere, or when the
+    counters are readable by root only, as on most systems since 2020)."""
+    import os
+
+    found = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    for name in names:
+        # top-level package domains are "intel-rapl:N" (also used by AMD); "intel-rapl:N:M" are sub-domains
+        if name.startswith("intel-rapl:") and name.count(":") == 1:
+            path = os.path.join(root, name, "energy_uj")
+            try:
+                with open(path) as f:
+                    int(f.read().strip())
+            except (OSError, ValueError):
+                continue
+            found.append(os.path.join(root, name))
+    return found
+
+
+def _read_int(path: str) -> int:
+    with open(path) as f:
+        return int(f.read().strip())
+
+
+def _nvml_handles():
+    """NVML handles of the visible NVIDIA GPUs, or [] without pynvml / a driver."""
+    try:
+        import pynvml  # nvidia-ml-py; optional, not pinned by the course
+    except ImportError:
+        return None, []
+    try:
+        pynvml.nvmlInit()
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        for h in handles:
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(h)   # millijoules since the driver loaded (Volta+)
+        return pynvml, handles
+    except Exception:  # noqa: BLE001 - any NVML failure means "no meter here"
+        return None, []
+
+
+def energy_meters(root: str = POWERCAP) -> list[str]:
+    """Names of the energy meters this machine lets us read: 'RAPL <domain>' and/or 'NVML GPU <i>'."""
+    meters = [f"RAPL {_domain_name(d)}" for d in rapl_domains(root)]
+    _, handles = _nvml_handles()
+    meters += [f"NVML GPU {i}" for i in range(len(handles))]
+    return meters
+
+
+def _domain_name(path: str) -> str:
+    import os
+
+    try:
+        with open(os.path.join(path, "name")) as f:
+            return f.read().strip()
+    except OSError:
+        return os.path.basename(path)
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Energy used while a function ran: measured by a meter, or estimated from a stated power."""
+
+    joules: float
+    seconds: float
+    measured: bool
+    source: str                     # the meters read, or the assumed power
+    result: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def watts(self) -> float:
+        return self.joules / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def label(self) -> str:
+        """'measured (...)' or 'estimated (assumed N W)': every energy figure says which it is."""
+        return f"measured ({self.source})" if self.measured else f"estimated ({self.source})"
+
+    def per(self, tokens: int) -> float:
+        """Joules per token for `tokens` tokens generated during the run."""
+        return self.joules / _whole("tokens", tokens, 1)
+
+
+def measure_energy(fn: Callable[[], Any], assumed_watts: float, root: str = POWERCAP,
+                   clock: Callable[[], float] = time.perf_counter) -> EnergyReading:
+    """Run `fn()` once and return the energy it used.
+
+    Measured where the machine allows it: Linux RAPL package counters (/sys/class/powercap, CPU package and
+    memory controller of the whole machine - other programs' work is counted too) and NVML's energy counter
+    on NVIDIA GPUs (through pynvml, if installed). Otherwise estimated as seconds x `assumed_watts`, and
+    labelled so. A counter that wraps around (RAPL's max_energy_range_uj) is corrected once.
+    """
+    import os
+
+    if not callable(fn):
+        raise CourseError("measure_energy needs a function to call (for example: lambda: model(ids))")
+    _positive("the assumed power (W)", assumed_watts)
+    domains = rapl_domains(root)
+    nvml, handles = _nvml_handles()
+    before = [_read_int(os.path.join(d, "energy_uj")) for d in domains]
+    gpu_before = [nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in handles] if handles else []
+    start = clock()
+    result = fn()
+    synchronize()
+    seconds = clock() - start
+    joules, meters = 0.0, []
+    for d, b in zip(domains, before):
+        now = _read_int(os.path.join(d, "energy_uj"))
+        if now < b:                                   # the counter wrapped around
+            try:
+                now += _read_int(os.path.join(d, "max_energy_range_uj"))
+            except (OSError, ValueError):
+                continue
+        joules += (now - b) / 1e6
+        meters.append(f"RAPL {_domain_name(d)}")
+    for i, (h, b) in enumerate(zip(handles, gpu_before)):
+        joules += (nvml.nvmlDeviceGetTotalEnergyConsumption(h) - b) / 1e3
+        meters.append(f"NVML GPU {i}")
+    if meters:
+        return EnergyReading(joules, seconds, True, ", ".join(meters), result)
+    return EnergyReading(seconds * assumed_watts, seconds, False, f"assumed {assumed_watts:g} W", result)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cost model lives in slmcourse.planner; its names stay importable from here.
+# ---------------------------------------------------------------------------------------------
+from .planner import (  # noqa: E402,F401  (re-exported for lesson 11's chooser and older notebooks)
+    FRAMEWORKS, TARGETS, Framework, Measured, Plan, Step, Target, bandwidth_bound_tokens_per_s,
+    bytes_per_token, cost_per_million_tokens, decode_step, energy_per_token, energy_range, flops_per_token,
+    plan_all, plan_deployment,
+)
