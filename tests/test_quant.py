@@ -214,8 +214,10 @@ def test_real_model_sizes_and_perplexity(smollm2):
     model, tok = smollm2
     assert Q.model_size_bytes(model) == 4 * 134_515_008
     text = "The old bakery on the corner opens at six in the morning, before the rest of the street wakes up."
-    ppl = Q.perplexity(model, tok, text)
+    ppl = Q.perplexity(model, tok, text)                       # the one protocol (slmcourse.perplexity)
     ids = tok(text, return_tensors="pt").input_ids
+    from slmcourse.perplexity import CONTEXT
+    assert ids.shape[1] < CONTEXT                                # one window: the protocol is the plain loss
     with torch.no_grad():
         loss = model(input_ids=ids, labels=ids).loss.item()      # transformers' own mean NLL
     assert ppl == pytest.approx(math.exp(loss), rel=1e-4)
@@ -237,3 +239,53 @@ def test_calibration_norms_match_a_direct_computation(smollm2):
         x = model.model.layers[0].input_layernorm(model.model.embed_tokens(ids))[0]
     assert torch.allclose(norms["model.layers.0.self_attn.q_proj"], x.norm(dim=0), rtol=1e-5)
     assert norms["model.layers.0.mlp.down_proj"].shape == (1536,)
+
+
+# ---- the building blocks the lesson checks its inline versions against ------------------------
+def test_perplexity_is_the_one_protocol():
+    from slmcourse import perplexity as P
+    assert Q.perplexity is P.perplexity
+
+
+def test_wanda_score_and_mask():
+    w = torch.tensor([[1.0, -2.0, 0.5, 3.0], [0.1, 0.2, -0.3, 0.4]])
+    norm = torch.tensor([1.0, 0.1, 10.0, 1.0])
+    assert torch.allclose(Q.wanda_score(w, norm), torch.tensor([[1.0, 0.2, 5.0, 3.0], [0.1, 0.02, 3.0, 0.4]]))
+    mask = Q.wanda_mask(w, norm, 0.5)
+    assert mask.tolist() == [[False, False, True, True], [False, False, True, True]]
+    with pytest.raises(CourseError, match="one norm per input feature"):
+        Q.wanda_score(w, torch.ones(3))
+    with pytest.raises(CourseError, match="2-D floating-point"):
+        Q.wanda_score(torch.ones(4), torch.ones(4))
+    with pytest.raises(CourseError, match="fraction"):
+        Q.wanda_mask(w, norm, 1.0)
+
+
+def test_channel_surgery_building_blocks():
+    torch.manual_seed(0)
+    mlp = GatedMLP()
+    scores = Q.mlp_channel_scores(mlp)
+    expected = (mlp.gate_proj.weight.norm(dim=1) * mlp.up_proj.weight.norm(dim=1) * mlp.down_proj.weight.norm(dim=0))
+    assert torch.allclose(scores, expected)
+    activity = torch.arange(32, dtype=torch.float32)
+    assert torch.allclose(Q.mlp_channel_scores(mlp, activity), activity * mlp.down_proj.weight.norm(dim=0))
+    keep = Q.channels_to_keep(torch.arange(32, dtype=torch.float32), 0.25)
+    assert keep.tolist() == list(range(8, 32))
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        h = torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x)
+        h[:, :8] = 0
+        reference = mlp.down_proj(h)
+        Q.cut_mlp_channels(mlp, keep)
+        assert mlp.up_proj.weight.shape == (24, 16) and mlp.down_proj.weight.shape == (16, 24)
+        assert torch.allclose(mlp(x), reference, atol=1e-6)
+    with pytest.raises(CourseError, match="distinct channel indices"):
+        Q.cut_mlp_channels(GatedMLP(), [0, 0, 1])
+    with pytest.raises(CourseError, match="distinct channel indices"):
+        Q.cut_mlp_channels(GatedMLP(), [40])
+    with pytest.raises(CourseError, match="gated MLP"):
+        Q.mlp_channel_scores(nn.Linear(4, 4))
+    with pytest.raises(CourseError, match="one norm per hidden channel"):
+        Q.mlp_channel_scores(GatedMLP(), torch.ones(5))
+    with pytest.raises(CourseError, match="every channel"):
+        Q.channels_to_keep(torch.ones(3), 0.9)

@@ -23,7 +23,9 @@ is computed from the codes, scales and zero points that a real format would writ
 Pruning: magnitude pruning sets the smallest weights to zero (unstructured: any weight; structured:
 whole MLP channels, which are removed, so the matrices really shrink). Both can also rank weights by
 what they do on calibration text (weight size times the size of the input they meet, as Wanda does)
-instead of by weight size alone.
+instead of by weight size alone. The building blocks are public so lesson 8 can check its own
+versions against them: `wanda_score` / `wanda_mask`, and the channel surgery `mlp_channel_scores`,
+`channels_to_keep`, `cut_mlp_channels`.
 """
 from __future__ import annotations
 
@@ -449,10 +451,7 @@ def magnitude_prune(model: nn.Module, amount: float, skip: Iterable[str] = ("lm_
                 k = int(round(amount * w.numel()))
                 mask = _keep_largest(w.abs().flatten(), w.numel() - k).view_as(w)
             else:
-                score = w.abs() * input_norms[name].to(w.device, w.dtype)[None, :]
-                k = int(round(amount * w.shape[1]))
-                drop = torch.topk(score, k, dim=1, largest=False).indices
-                mask = torch.ones_like(w, dtype=torch.bool).scatter_(1, drop, False)
+                mask = wanda_mask(w, input_norms[name].to(w.device), amount)
             w.mul_(mask)
             zeros = int((w == 0).sum())
             pruned += zeros
@@ -462,6 +461,30 @@ def magnitude_prune(model: nn.Module, amount: float, skip: Iterable[str] = ("lm_
     dense = model_size_bytes(model)
     return PruneReport(kind="unstructured", amount=amount, pruned=pruned, total=total, original_bytes=original,
                        dense_bytes=dense, sparse_bytes=dense + sparse_delta)
+
+
+def wanda_score(weight: torch.Tensor, input_norm: torch.Tensor) -> torch.Tensor:
+    """Wanda's importance of every weight (Sun et al. 2023): ``|W_ij| * ||x_j||``.
+
+    `weight` is a Linear layer's (out_features, in_features) matrix, `input_norm` the L2 norm of each
+    of its input features over calibration tokens (`calibrate_input_norms`). A small weight that meets
+    a large input can matter more than a large weight that meets a small one.
+    """
+    if not torch.is_tensor(weight) or weight.ndim != 2 or not weight.is_floating_point():
+        raise CourseError("wanda_score needs a 2-D floating-point weight matrix (out_features, in_features)")
+    if not torch.is_tensor(input_norm) or input_norm.shape != (weight.shape[1],):
+        raise CourseError(f"input_norm must hold one norm per input feature: shape ({weight.shape[1]},), got "
+                          f"{tuple(input_norm.shape) if torch.is_tensor(input_norm) else type(input_norm).__name__}")
+    return weight.detach().abs() * input_norm.to(weight.device, weight.dtype)[None, :]
+
+
+def wanda_mask(weight: torch.Tensor, input_norm: torch.Tensor, amount: float) -> torch.Tensor:
+    """Boolean mask (True = keep) that drops the `amount` lowest-Wanda-score weights of EVERY output row."""
+    _check_amount(amount)
+    score = wanda_score(weight, input_norm)
+    k = int(round(amount * weight.shape[1]))
+    drop = torch.topk(score, k, dim=1, largest=False).indices
+    return torch.ones_like(score, dtype=torch.bool).scatter_(1, drop, False)
 
 
 def _keep_largest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -520,6 +543,51 @@ def _shrink(linear: nn.Linear, keep: torch.Tensor, dim: int) -> nn.Linear:
     return new
 
 
+def mlp_channel_scores(mlp: nn.Module, activation_norm: torch.Tensor | None = None) -> torch.Tensor:
+    """Importance of each hidden channel j of a gated MLP (gate_proj / up_proj / down_proj).
+
+    Without `activation_norm`: weight magnitude only, ``||gate_j|| * ||up_j|| * ||down_:,j||`` (rows of
+    gate and up, column of down). With it (the L2 norm of each input feature of down_proj over
+    calibration tokens): what the channel really sends on, ``||a_j|| * ||down_:,j||`` (Wanda's idea per channel).
+    """
+    if not all(isinstance(getattr(mlp, n, None), nn.Linear) for n in ("gate_proj", "up_proj", "down_proj")):
+        raise CourseError("mlp_channel_scores needs a gated MLP with gate_proj, up_proj and down_proj Linear layers")
+    down = mlp.down_proj.weight.detach()
+    if activation_norm is None:
+        return mlp.gate_proj.weight.detach().norm(dim=1) * mlp.up_proj.weight.detach().norm(dim=1) * down.norm(dim=0)
+    if not torch.is_tensor(activation_norm) or activation_norm.shape != (down.shape[1],):
+        raise CourseError(f"activation_norm must hold one norm per hidden channel: shape ({down.shape[1]},)")
+    return activation_norm.to(down.device, down.dtype) * down.norm(dim=0)
+
+
+def channels_to_keep(scores: torch.Tensor, amount: float) -> torch.Tensor:
+    """Indices (ascending) of the channels that survive when the `amount` lowest-scoring ones are cut."""
+    _check_amount(amount)
+    width = scores.shape[0]
+    n_keep = width - int(round(amount * width))
+    if n_keep < 1:
+        raise CourseError(f"amount {amount} would remove every channel of a {width}-wide MLP")
+    return torch.sort(torch.topk(scores, n_keep).indices).values
+
+
+def cut_mlp_channels(mlp: nn.Module, keep: torch.Tensor) -> nn.Module:
+    """MLP channel surgery IN PLACE: keep only hidden channels `keep` (rows of gate_proj and up_proj,
+    columns of down_proj). The new layers are smaller, so the MLP really does less work; its output
+    equals the original MLP's with the other channels' activations set to zero."""
+    keep = torch.as_tensor(keep, dtype=torch.long)
+    width = mlp.up_proj.out_features
+    if keep.ndim != 1 or len(keep) == 0 or int(keep.min()) < 0 or int(keep.max()) >= width \
+            or len(torch.unique(keep)) != len(keep):
+        raise CourseError(f"keep must list distinct channel indices from 0 to {width - 1}")
+    keep = keep.to(mlp.up_proj.weight.device)
+    mlp.gate_proj = _shrink(mlp.gate_proj, keep, 0)
+    mlp.up_proj = _shrink(mlp.up_proj, keep, 0)
+    mlp.down_proj = _shrink(mlp.down_proj, keep, 1)
+    if hasattr(mlp, "intermediate_size"):
+        mlp.intermediate_size = len(keep)
+    return mlp
+
+
 def prune_mlp_channels(model: nn.Module, amount: float,
                        input_norms: dict[str, torch.Tensor] | None = None) -> PruneReport:
     """Structured pruning IN PLACE: remove the `amount` least important hidden channels of every MLP.
@@ -545,26 +613,15 @@ def prune_mlp_channels(model: nn.Module, amount: float,
             raise CourseError(f"input_norms has no entry for {missing[0]}: calibrate this same model first")
     with torch.no_grad():
         for name, mlp in mlps:
-            width = mlp.up_proj.out_features
-            if input_norms is None:
-                norms = (mlp.gate_proj.weight.norm(dim=1) * mlp.up_proj.weight.norm(dim=1)
-                         * mlp.down_proj.weight.norm(dim=0))
-            else:
-                norms = input_norms[f"{name}.down_proj"].to(mlp.down_proj.weight.device) * mlp.down_proj.weight.norm(dim=0)
-            n_keep = width - int(round(amount * width))
-            if n_keep < 1:
-                raise CourseError(f"amount {amount} would remove every channel of a {width}-wide MLP")
-            keep = torch.sort(torch.topk(norms, n_keep).indices).values
+            activation = None if input_norms is None else input_norms[f"{name}.down_proj"]
+            keep = channels_to_keep(mlp_channel_scores(mlp, activation), amount)
+            n_keep = len(keep)
             before = sum(m.weight.numel() for m in (mlp.gate_proj, mlp.up_proj, mlp.down_proj))
-            mlp.gate_proj = _shrink(mlp.gate_proj, keep, 0)
-            mlp.up_proj = _shrink(mlp.up_proj, keep, 0)
-            mlp.down_proj = _shrink(mlp.down_proj, keep, 1)
+            cut_mlp_channels(mlp, keep)
             after = sum(m.weight.numel() for m in (mlp.gate_proj, mlp.up_proj, mlp.down_proj))
             pruned += before - after
             total += before
             new_size = n_keep
-            if hasattr(mlp, "intermediate_size"):
-                mlp.intermediate_size = n_keep
     config = getattr(model, "config", None)
     if config is not None and hasattr(config, "intermediate_size") and new_size is not None:
         config.intermediate_size = new_size
