@@ -68,3 +68,61 @@ def test_attention_kind():
         attention_kind(9, 2)
     with pytest.raises(CourseError):
         attention_kind(0, 1)
+
+
+# --- tuning (issue 12.5) and the seed corrections (issue 12.7) -----------------------------------
+@pytest.mark.parametrize("key", catalogue.names())
+def test_every_model_says_what_it_was_tuned_for_and_where_that_is_stated(key):
+    card = catalogue.get(key)
+    assert card.tuning in catalogue.TUNINGS
+    assert "model card" in card.tuning_source or "arXiv:" in card.tuning_source
+    assert card.is_tuned == (card.tuning != "base")
+    hub = card.hub_id.lower()
+    if "-chat" in hub:
+        assert card.tuning == "chat"
+    if "-instruct" in hub or hub.endswith("-it"):
+        assert card.tuning == "instruct"
+
+
+def test_tuning_matches_the_model_cards():
+    tunings = {c.key: c.tuning for c in catalogue.all_cards()}
+    base = {"phi-2", "mistral-7b", "codellama-7b", "stablelm-3b", "phi-1.5", "opt-125m", "falcon-1b", "mpt-7b",
+            "gemma-2b", "gemma-3-270m", "bert-tiny", "distilbert", "albert-base", "all-minilm-l6-v2"}
+    assert {k for k, t in tunings.items() if t == "base"} == base
+    assert {k for k, t in tunings.items() if t == "chat"} == {"tinyllama-1.1b", "zephyr-7b"}
+    assert {k for k, t in tunings.items() if t == "instruct"} == {"smollm2-135m", "flan-t5-small"}
+
+
+def test_a_tuning_outside_base_instruct_chat_is_refused(tmp_path, monkeypatch):
+    text = catalogue.CATALOGUE_FILE.read_text().replace('tuning = "chat"', 'tuning = "assistant"', 1)
+    bad = tmp_path / "catalogue.toml"
+    bad.write_text(text)
+    monkeypatch.setattr(catalogue, "CATALOGUE_FILE", bad)
+    catalogue._cards.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="tuning must be one of"):
+            catalogue.all_cards()
+    finally:
+        monkeypatch.undo()
+        catalogue._cards.cache_clear()
+    assert catalogue.get("zephyr-7b").tuning == "chat"
+
+
+def _fix(key, word):
+    fixes = [f for f in catalogue.get(key).corrections if word.lower() in f["claim"].lower()]
+    assert len(fixes) == 1, (key, word, catalogue.get(key).corrections)
+    return fixes[0]
+
+
+def test_seed_corrections_are_recorded_with_primary_sources():
+    tiny = _fix("tinyllama-1.1b", "compression")
+    assert "from scratch" in tiny["fact"] and "3 trillion" in tiny["fact"] and "arXiv:2401.02385" in tiny["evidence"]
+    bert_tiny = _fix("bert-tiny", "compressed")
+    assert "pre-trained" in bert_tiny["fact"] and "arXiv:1908.08962" in bert_tiny["evidence"]
+    distil = _fix("distilbert", "pioneer")
+    assert "arXiv:1903.12136" in distil["evidence"] and "arXiv:1908.09355" in distil["evidence"]
+    mistral = _fix("mistral-7b", "sliding window")
+    assert "v0.2" in mistral["fact"] and catalogue.get("mistral-7b").hub_id.endswith("v0.1")
+    assert catalogue.get("mistral-7b").sliding_window == 4096             # v0.1, the catalogue's model, has it
+    falcon = _fix("falcon-1b", "name")
+    assert "Falcon-RW-1B" in falcon["fact"] and catalogue.get("falcon-1b").hub_id == "tiiuae/falcon-rw-1b"

@@ -3,8 +3,8 @@ import pytest
 
 from slmcourse import CourseError
 from slmcourse import choose as C
-from slmcourse.catalogue import all_cards
-from slmcourse.memory import GiB, fit
+from slmcourse.catalogue import all_cards, get
+from slmcourse.memory import FORMATS, GiB, fit
 
 
 def test_every_catalogue_licence_is_classified():
@@ -16,7 +16,9 @@ def test_tasks_come_from_the_source_table_and_the_family():
     assert "translation" in C.tasks_of("flan-t5-small") and "summarization" in C.tasks_of("flan-t5-small")
     assert "classification" in C.tasks_of("bert-tiny") and "embeddings" in C.tasks_of("bert-tiny")
     assert "text generation" in C.tasks_of("mpt-7b")
-    assert C.tasks_of("smollm2-135m") == ("chat", "text generation")
+    assert C.tasks_of("smollm2-135m") == ("chat", "instruction following", "text generation")
+    assert "instruction following" in C.tasks_of("flan-t5-small") and "instruction following" in C.tasks_of("zephyr-7b")
+    assert "instruction following" not in C.tasks_of("mistral-7b")       # a base model
     assert C.tasks_of("all-minilm-l6-v2") == ("classification", "embeddings")
     assert all(set(C.tasks_of(c)) <= set(C.TASKS) and C.tasks_of(c) for c in all_cards())
 
@@ -53,7 +55,7 @@ def test_multilingual_and_reasons():
 
 
 def test_rejected_models_follow_with_why():
-    ranked = C.choose(task="code", memory_gib=4.0, precision="int4")
+    ranked = C.choose(task="code", memory_gib=4.0, precision="Q4_K_M")
     oks = [c.ok for c in ranked]
     assert oks == sorted(oks, reverse=True)
     rejected = [c for c in ranked if not c.ok]
@@ -63,9 +65,9 @@ def test_rejected_models_follow_with_why():
 
 
 def test_latency_budget_uses_the_planner():
-    ranked = C.choose(task="chat", device="Raspberry Pi 5 (8 GB)", precision="int4", latency_ms=100,
+    ranked = C.choose(task="chat", device="Raspberry Pi 5 (8 GB)", precision="Q4_K_M", latency_ms=200,
                       include_rejected=False)
-    assert ranked and all(c.tokens_per_s is not None and 1000 / c.tokens_per_s <= 100 for c in ranked)
+    assert ranked and all(c.tokens_per_s is not None and 1000 / c.tokens_per_s <= 200 for c in ranked)
     assert "mistral-7b" not in {c.key for c in ranked}
 
 
@@ -86,11 +88,69 @@ def test_clear_errors(kwargs, message):
         C.choose(prefer="cheapest")
 
 
+# --- tuning (issue 12.5): a base model never comes first for a chat or instruction task ----------
+def test_seed_regression_base_models_no_longer_lead_a_chat_request():
+    # The seed ranked Mistral-7B and MPT-7B, both base models, first for a chat request.
+    for ranked in (C.choose(task="chat"), C.choose(task="chat", device="Laptop (16 GB RAM)", precision="Q4_K_M")):
+        assert ranked[0].key not in ("mistral-7b", "mpt-7b")
+        assert get(ranked[0].key).tuning in ("chat", "instruct")
+    mistral = C.evaluate("mistral-7b", C.Constraints(task="chat"))
+    assert not mistral.ok and any(f.startswith("tuning base") for f in mistral.failed)
+    zephyr = C.evaluate("zephyr-7b", C.Constraints(task="chat"))   # Mistral-7B's chat fine-tune
+    assert zephyr.ok and any(r.startswith("+ tuning chat") for r in zephyr.reasons)
+    assert C.evaluate("mistral-7b", C.Constraints(task="text generation")).ok      # base is fine for that
+
+
+@pytest.mark.parametrize("task", sorted(C.TUNING_NEEDS))
+@pytest.mark.parametrize("device", ["mybinder.org session", "Raspberry Pi 5 (8 GB)", "Phone (8 GB RAM)",
+                                    "Laptop (16 GB RAM)", "NVIDIA A100 (80 GB)"])
+@pytest.mark.parametrize("precision", ["bf16", "Q8_0", "Q4_K_M", "int4"])
+@pytest.mark.parametrize("licence", ["any", "permissive"])
+def test_no_base_model_first_for_chat_or_instructions(task, device, precision, licence):
+    for prefer in C.PREFERENCES:
+        for context in (512, 4096, 32768):         # 32k: nothing passes, the rejects are ranked
+            ranked = C.choose(task=task, device=device, precision=precision, licence=licence, context=context,
+                              prefer=prefer)
+            assert get(ranked[0].key).tuning != "base", (ranked[0].name, ranked[0].reasons)
+            tuned_ok = [c for c in ranked if c.ok]
+            assert all(get(c.key).tuning in C.TUNING_NEEDS[task] for c in tuned_ok)
+            # every tuned candidate comes before every base one
+            tunings = [get(c.key).tuning == "base" for c in ranked]
+            assert tunings == sorted(tunings)
+
+
+def test_the_quality_order_says_what_it_rests_on():
+    basis = C.ranking_basis("quality")
+    assert "parameter count" in basis and "proxy" in basis and "no measured quality" in basis
+    assert "smallest" in C.ranking_basis("efficiency")
+    with pytest.raises(CourseError, match="prefer"):
+        C.ranking_basis("best")
+    rows = C.table(C.choose(task="chat", include_rejected=False))
+    assert all(row["tuning"] in ("chat", "instruct") for row in rows)
+
+
+def test_default_quantized_format_is_real_and_ideal_bounds_are_labelled():
+    assert C.DEFAULT_QUANTIZED in FORMATS and not FORMATS[C.DEFAULT_QUANTIZED].ideal
+    assert FORMATS[C.DEFAULT_QUANTIZED].bits_per_weight > 4.5
+    # the seed's verdict "Mistral-7B at int4 fits an 8 GB phone" holds only for the ideal bound
+    real = C.evaluate("mistral-7b", C.Constraints(device="Phone (8 GB RAM)", precision=C.DEFAULT_QUANTIZED))
+    assert not real.ok and any(f.startswith("memory") for f in real.failed)
+    for fmt in ("Q4_0", "Q4_1", "Q5_K_M", "Q8_0"):
+        assert not C.evaluate("mistral-7b", C.Constraints(device="Phone (8 GB RAM)", precision=fmt)).ok
+    ideal = C.evaluate("mistral-7b", C.Constraints(device="Phone (8 GB RAM)", precision="int4"))
+    assert ideal.ok and any("ideal lower bound" in r for r in ideal.reasons)
+
+
 # --- the chooser explorer, driven headless -------------------------------------------------------
 def test_chooser_explorer():
-    from slmcourse.explorers.deployment import chooser_explorer
+    from slmcourse.explorers.chooser import chooser_explorer, format_options
 
+    labels = dict((v, k) for k, v in format_options())
+    assert list(labels)[-2:] == ["int8", "int4"] and "ideal" in labels["int4"] and "ideal" not in labels["Q4_K_M"]
     box = chooser_explorer(task="chat", device="Laptop (16 GB RAM)", licence="commercial")
+    assert box.controls["precision"].value == C.DEFAULT_QUANTIZED
+    assert "parameter count" in box.result.value and "<td>base</td>" in box.result.value
+    assert "Zephyr-7B" in box.result.value.split("</tr>")[1]           # first row: a chat model, not Mistral
     assert "meet every constraint" in box.result.value and "✔" in box.result.value
     box.controls["device"].value = "mybinder.org session"
     box.controls["context"].value = 32768

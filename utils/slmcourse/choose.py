@@ -6,12 +6,18 @@ deployment context) into checks on the catalogue:
 - memory     - weights + KV cache + activations at a precision and context (slmcourse.memory.fit);
 - latency    - expected decode speed on a target device (slmcourse.bench.plan_deployment);
 - licence    - what the weights' licence allows (permissive, commercial use with terms, research only);
-- task       - what the model is built and tuned for (its family and the source table's applications);
+- task       - what the model is built for (its family and the source table's applications);
+- tuning     - chat and instruction tasks need a chat- or instruction-tuned model (catalogue `tuning`,
+               read from each model card): a base model only continues text;
 - languages  - English-only training data or multilingual;
 - context    - the longest context the model was trained for.
 
 Every candidate comes back with one line per check, passed or failed, so a learner sees WHY a model
 is ranked where it is, not just a list.
+
+What the ranking rests on (QUALITY_BASIS): the catalogue holds no measured quality. Among the models
+that pass every check, `prefer="quality"` orders by parameter count, a stated proxy (within a family and
+a training recipe, more parameters usually score better); test the top candidates on your own task.
 """
 from __future__ import annotations
 
@@ -20,7 +26,15 @@ from dataclasses import dataclass, field
 
 from .catalogue import ModelCard, all_cards, get
 from .errors import CourseError
-from .memory import DEVICES, GiB, PRECISIONS, fit
+from .memory import DEVICES, FORMATS, GiB, PRECISIONS, fit
+
+# The quantized format the chooser and its explorer suggest: a real GGUF format at its real bits per
+# weight (memory.FORMATS), not the ideal "int4" bound that no file reaches.
+DEFAULT_QUANTIZED = "Q4_K_M"
+
+QUALITY_BASIS = ("parameter count, a stated proxy: the catalogue holds no measured quality, and more "
+                 "parameters usually means a better model only within one family and training recipe - "
+                 "test the top candidates on your own task")
 
 # ---------------------------------------------------------------------------------------------
 # Licences: what each licence in the catalogue allows
@@ -49,10 +63,18 @@ LICENCE_NEEDS = {
 # ---------------------------------------------------------------------------------------------
 # Tasks: from the source table's "Applications" column, the family, and the bundled models' cards
 # ---------------------------------------------------------------------------------------------
-TASKS = ("chat", "text generation", "code", "reasoning", "classification", "embeddings",
-         "question answering", "translation", "summarization")
+TASKS = ("chat", "instruction following", "text generation", "code", "reasoning", "classification",
+         "embeddings", "question answering", "translation", "summarization")
+# Tasks that need a tuned model, and the tunings (catalogue.TUNINGS) that serve them.
+TUNING_NEEDS = {"chat": ("chat", "instruct"), "instruction following": ("instruct", "chat")}
+TUNING_MEANING = {
+    "base": "a base model: it continues text, it is not tuned to follow instructions or hold a conversation",
+    "instruct": "instruction-tuned: it follows an instruction (through its prompt or chat template)",
+    "chat": "chat-tuned: it holds a conversation through its chat template",
+}
 _KEYWORDS = {   # whole words (regular expressions) looked for in the source table's text
     "chat": r"\bchat\b",
+    "instruction following": r"\binstruction[- ]following\b",
     "text generation": r"\btext generation\b|\bgeneral text\b",
     "code": r"\bcod(e|ing)\b",
     "reasoning": r"\breasoning\b",
@@ -71,12 +93,22 @@ _BUNDLED_TASKS = {
 
 
 def tasks_of(model: str | ModelCard) -> tuple[str, ...]:
-    """The tasks a catalogued model is meant for, in the order of TASKS."""
+    """The tasks a catalogued model is meant for, in the order of TASKS.
+
+    From the source table's applications and the family; every instruction- or chat-tuned generator
+    also serves "instruction following". Whether a chat task gets a *tuned* model is the separate
+    tuning check (the source table lists chat for several base models).
+    """
     card = get(model)
     if card.key in _BUNDLED_TASKS:
-        return tuple(t for t in TASKS if t in _BUNDLED_TASKS[card.key])
+        found = set(_BUNDLED_TASKS[card.key])
+        if card.tuning != "base":
+            found.add("instruction following")
+        return tuple(t for t in TASKS if t in found)
     text = card.source.get("applications", "").lower()
     found = {task for task, pattern in _KEYWORDS.items() if re.search(pattern, text)}
+    if card.tuning != "base" and card.family != "encoder":
+        found.add("instruction following")
     if card.family == "decoder-only":
         found.add("text generation")
     if card.family == "encoder":
@@ -102,9 +134,26 @@ def is_multilingual(model: str | ModelCard) -> bool:
     return get(model).key in MULTILINGUAL
 
 
+def tuning_ok(model: str | ModelCard, task: str | None) -> bool:
+    """Does the model's tuning serve the task? Chat and instruction tasks need a tuned model."""
+    return task not in TUNING_NEEDS or get(model).tuning in TUNING_NEEDS[task]
+
+
+def ranking_basis(prefer: str = "quality") -> str:
+    """One sentence: what the order of the models that pass every check rests on."""
+    if prefer not in PREFERENCES:
+        raise CourseError(f"prefer must be 'quality' or 'efficiency', got {prefer!r}")
+    if prefer == "quality":
+        return "largest first, by " + QUALITY_BASIS
+    return "smallest first: fewest parameters, so least memory, fastest and cheapest per token"
+
+
 # ---------------------------------------------------------------------------------------------
 # The decision tool
 # ---------------------------------------------------------------------------------------------
+PREFERENCES = ("quality", "efficiency")
+
+
 @dataclass(frozen=True)
 class Constraints:
     """What the deployment needs. None (or "any") switches a check off."""
@@ -181,6 +230,8 @@ def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
     if c.task is not None:
         verdict(c.task in tasks, f"task {c.task}: {'built for it' if c.task in tasks else 'not built for it'} "
                                  f"({', '.join(tasks)})")
+    if c.task in TUNING_NEEDS:
+        verdict(tuning_ok(card, c.task), f"tuning {card.tuning}: {TUNING_MEANING[card.tuning]}")
     verdict(card.context_length >= c.context,
             f"context {card.context_length:,} tokens {'>=' if card.context_length >= c.context else '<'} "
             f"{c.context:,} needed")
@@ -201,6 +252,10 @@ def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
     for limit, label in budgets:
         verdict(need <= limit, f"memory {need / GiB:.2f} GiB at {c.precision} with {min(c.context, card.context_length):,}"
                                f" tokens {'<=' if need <= limit else '>'} {label}")
+    if budgets and FORMATS[c.precision].ideal:
+        cand.reasons.append(f"  {c.precision} is an ideal lower bound (bare bits, no scales): a real file needs "
+                            f"more, e.g. {DEFAULT_QUANTIZED} at {FORMATS[DEFAULT_QUANTIZED].bits_per_weight} bits "
+                            f"per weight")
     if c.latency_ms is not None:
         if card.family == "encoder":
             cand.reasons.append("  an encoder reads its input in one pass: no per-token latency")
@@ -216,17 +271,16 @@ def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
     return cand
 
 
-PREFERENCES = ("quality", "efficiency")
-
-
 def choose(constraints: Constraints | None = None, prefer: str = "quality", include_rejected: bool = True,
            **kwargs) -> list[Candidate]:
     """Rank the catalogue against `constraints` (or keyword arguments of Constraints).
 
-    Models meeting every constraint come first. Among them, `prefer="quality"` puts the largest first
-    (within a family, more parameters usually means a better model - lesson 1's and the size-vs-task
-    assignment's trade-off); `prefer="efficiency"` puts the smallest first (least memory, fastest,
-    cheapest). Rejected models follow, those failing fewest checks first, unless include_rejected=False.
+    Models meeting every constraint come first. Among them, `prefer="quality"` puts the largest first:
+    parameter count is a stated proxy for quality (QUALITY_BASIS; no quality is measured), so test the
+    top candidates on your task. `prefer="efficiency"` puts the smallest first (least memory, fastest,
+    cheapest). Rejected models follow unless include_rejected=False: for a chat or instruction task the
+    tuned ones before any base model, then those failing fewest checks first - so a base model is never
+    ranked first for a chat or instruction task while the catalogue holds a tuned one.
     """
     if constraints is None:
         try:
@@ -240,14 +294,17 @@ def choose(constraints: Constraints | None = None, prefer: str = "quality", incl
         raise CourseError(f"prefer must be 'quality' or 'efficiency', got {prefer!r}")
     constraints.check()
     sign = -1 if prefer == "quality" else 1
-    ranked = sorted((evaluate(card, constraints) for card in all_cards()),
-                    key=lambda cand: (not cand.ok, len(cand.failed), sign * cand.params, cand.key))
+    def order(cand: Candidate):
+        wrong_tuning = not tuning_ok(cand.key, constraints.task)
+        return (not cand.ok, wrong_tuning, len(cand.failed), sign * cand.params, cand.key)
+
+    ranked = sorted((evaluate(card, constraints) for card in all_cards()), key=order)
     return ranked if include_rejected else [cand for cand in ranked if cand.ok]
 
 
 def table(candidates: list[Candidate]) -> list[dict]:
     """Rows for a pandas DataFrame: rank, model, size, verdict, and the reasons."""
-    return [{"rank": i + 1, "model": cand.name, "params (M)": round(cand.params / 1e6),
+    return [{"rank": i + 1, "model": cand.name, "tuning": get(cand.key).tuning, "params (M)": round(cand.params / 1e6),
              "memory (GiB)": round(cand.memory_bytes / GiB, 2) if cand.memory_bytes is not None else None,
              "meets all": "yes" if cand.ok else "no",
              "why not": "; ".join(cand.failed) if cand.failed else ""}
