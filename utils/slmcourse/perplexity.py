@@ -51,7 +51,9 @@ def window_spans(n_tokens: int, context: int = CONTEXT, stride: int = STRIDE) ->
     """The protocol's windows over a sequence of n tokens: (begin, end, first scored position).
 
     Window [begin, end) is fed to the model; tokens at positions first..end-1 are scored (each
-    predicted from the tokens before it inside the window). Every position from 1 to n-1 is scored once.
+    predicted from the tokens before it inside the window). Every position from 1 to n-1 is scored once,
+    except with stride == context (non-overlapping blocks): the first token of each later block has no
+    context inside its window and is not scored, as in the transformers recipe.
     """
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 2:
         raise CourseError(f"perplexity needs at least 2 tokens, got {n_tokens!r}")
@@ -66,7 +68,7 @@ def window_spans(n_tokens: int, context: int = CONTEXT, stride: int = STRIDE) ->
     begin = 0
     while True:
         end = min(begin + context, n_tokens)
-        spans.append((begin, end, scored_to))
+        spans.append((begin, end, max(scored_to, begin + 1)))
         scored_to = end
         if end == n_tokens:
             return spans
