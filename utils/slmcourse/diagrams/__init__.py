@@ -10,6 +10,9 @@ __all__: list[str] = []
 
 # One import line per diagram module (keep one line each, sorted by lesson):
 # DIAGRAMS-BEGIN
+from .model_forms import model_forms; __all__.append("model_forms")
+from .decoder_block import decoder_block; __all__.append("decoder_block")
+from .decoder_block import three_families; __all__.append("three_families")
 from .generation_loop import generation_loop; __all__.append("generation_loop")
 from .gqa import gqa_grouping; __all__.append("gqa_grouping")
 from .sliding_window import sliding_window_receptive_field; __all__.append("sliding_window_receptive_field")
