@@ -90,6 +90,30 @@ def test_sparse_teacher_equals_dense_when_k_is_the_vocabulary():
     assert torch.all(top.tail > 0) and torch.all(top.tail < 1)
 
 
+def test_topk_rest_kl_and_buckets():
+    g = torch.Generator().manual_seed(5)
+    s, t = torch.randn(2, 4, 9, generator=g), torch.randn(2, 4, 9, generator=g) * 2
+    top = teacher_topk(t, 3, 2.0)
+    buckets = top.buckets()
+    assert buckets.shape == (2, 4, 4)
+    assert torch.allclose(buckets.sum(-1), torch.ones(2, 4), atol=1e-6)
+    assert torch.allclose(buckets[..., -1], top.tail)
+    # the KL of the lumped distributions, written out with F.kl_div
+    q = torch.softmax(s / 2.0, -1)
+    q_top = q.gather(-1, top.indices)
+    q_buckets = torch.cat([q_top, 1 - q_top.sum(-1, keepdim=True)], -1)
+    expected = F.kl_div(q_buckets.log().reshape(-1, 4), buckets.reshape(-1, 4), reduction="batchmean")
+    assert distill.topk_rest_kl(s, top).item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
+    # the sparse Hinton loss is T^2 times it
+    assert distillation_loss(s, top, None, alpha=1.0).item() == pytest.approx(4 * expected.item(), rel=1e-5)
+    with pytest.raises(CourseError, match="SparseTeacher"):
+        distill.topk_rest_kl(s, t)
+    with pytest.raises(CourseError, match="positions"):
+        distill.topk_rest_kl(s[:1], top)
+    with pytest.raises(CourseError, match="same tokenizer"):
+        distill.topk_rest_kl(s[..., :2], top)
+
+
 def test_loss_errors():
     s = torch.randn(2, 5)
     with pytest.raises(CourseError, match="between 0 and 1"):

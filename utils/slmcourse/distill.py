@@ -7,6 +7,7 @@
 * Sparse teacher targets: a big teacher's full distribution over a 49,152-token vocabulary is too
   large to keep for every position of a corpus, so `teacher_topk` keeps its top-k probabilities plus
   one "everything else" bucket; the KL over those k + 1 buckets is exact for that coarser distribution.
+  `topk_rest_kl` is that KL (lesson 7 writes it inline and checks it against this copy).
 * The DistilBERT recipe (Sanh et al. 2019, arXiv:1910.01108): a student with half the layers,
   initialised from one teacher layer out of two (`student_from_teacher`), and sentence embeddings
   (mean pooling), Spearman correlation for a similarity task.
@@ -82,6 +83,10 @@ class SparseTeacher:
     def nbytes(self) -> int:
         return self.logprobs.numel() * self.logprobs.element_size() + self.indices.numel() * self.indices.element_size()
 
+    def buckets(self) -> torch.Tensor:
+        """The k + 1 bucket probabilities (..., k + 1): the top k, then the 'rest of the vocabulary' bucket."""
+        return torch.cat([self.logprobs.float().exp(), self.tail.unsqueeze(-1)], dim=-1)
+
 
 def teacher_topk(teacher_logits: torch.Tensor, k: int, temperature: float) -> SparseTeacher:
     """Keep the top-k soft targets (log-probabilities at `temperature`) of full teacher logits."""
@@ -100,6 +105,26 @@ def _kl_dense(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
     log_p = torch.log_softmax(teacher_logits.float() / temperature, dim=-1)
     kl = (log_p.exp() * (log_p - log_q)).sum(-1)
     return kl.mean()
+
+
+def topk_rest_kl(student_logits: torch.Tensor, teacher: SparseTeacher) -> torch.Tensor:
+    """KL(teacher || student) over the teacher's top-k tokens plus one 'rest' bucket, averaged over positions.
+
+    The student's probabilities at the teacher's temperature are gathered into the same k + 1 buckets
+    (its probabilities of the teacher's top-k tokens, and everything else summed), so the result is the
+    exact KL divergence between those two coarser distributions; with k = the vocabulary it is the full
+    KL. No T^2 factor here: `distillation_loss` applies it.
+    """
+    if not isinstance(teacher, SparseTeacher):
+        raise CourseError("topk_rest_kl needs the teacher's targets as a SparseTeacher (see teacher_topk)")
+    if not torch.is_tensor(student_logits) or student_logits.ndim < 2 or \
+            teacher.indices.shape[:-1] != student_logits.shape[:-1]:
+        raise CourseError(f"teacher targets cover positions {tuple(teacher.indices.shape[:-1])} but the student's "
+                          f"logits have shape {tuple(getattr(student_logits, 'shape', ()))}")
+    if int(teacher.indices.max()) >= student_logits.shape[-1]:
+        raise CourseError(f"the teacher's token ids go up to {int(teacher.indices.max())}, beyond the student's "
+                          f"vocabulary of {student_logits.shape[-1]}: teacher and student need the same tokenizer")
+    return _kl_sparse(student_logits, teacher)
 
 
 def _kl_sparse(student_logits: torch.Tensor, teacher: SparseTeacher) -> torch.Tensor:
