@@ -2,8 +2,11 @@
 
 Measures, for the REAL pretrained SmolLM2-135M-Instruct at fp32, bf16 and PyTorch dynamic int8
 (CPU only): time to first token, decode tokens/s (median of repeated runs, with the min-max), throughput
-at batch 4, weight memory, the peak memory of a fresh process while generating, perplexity on the course's
-held-out text (quality), and the machine's memory bandwidth with the share of the bandwidth limit reached.
+at batch 4, weight memory, the peak memory of a fresh process while generating, perplexity under the course's
+protocol (slmcourse.perplexity: quality), the operations one decode step launches (the planner's overhead
+term), the energy per token (measured through RAPL/NVML where readable, else estimated from an assumed
+power, and labelled so), and the machine's memory bandwidth with the share of the bandwidth limit reached
+(weights + KV cache read per step, as slmcourse.planner counts them).
 
 Writes course/DEPLOYMENT.md (beside the lessons, linked from the README) and build/deployment.json, so a learner
 can compare their machine with ours. `make bench` runs it; on its own:
@@ -20,19 +23,20 @@ import platform
 import subprocess
 import sys
 import time
-from importlib.resources import files
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+ASSUMED_WATTS = 20.0   # power assumed where no meter is readable: a 2-core share of a server CPU (stated)
 PROMPT = ("Small language models run on laptops, phones and single-board computers. Explain in two sentences "
           "why a smaller model answers faster than a larger one.")
 
 
-def measure(precision: str, device: torch.device, repeats: int, new_tokens: int, heldout: str) -> dict:
+def measure(precision: str, device: torch.device, repeats: int, new_tokens: int) -> dict:
     from slmcourse import bench as B
     from slmcourse import load, quant as Q
+    from slmcourse.perplexity import heldout_perplexity
 
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     model, tok = load("smollm2-135m", device=device, dtype=dtype)
@@ -41,14 +45,19 @@ def measure(precision: str, device: torch.device, repeats: int, new_tokens: int,
     model.eval()
     ids = tok(PROMPT, return_tensors="pt").input_ids
     weights = Q.model_size_bytes(model)
-    peak = B.peak_memory(lambda: B.measure_latency(model, ids, new_tokens=new_tokens, repeats=repeats, warmup=1),
-                         trace_python=False)
-    latency = peak.result
+    ops = B.count_decode_ops(model, ids)
+    peak = B.peak_memory(lambda: B.measure_energy(
+        lambda: B.measure_latency(model, ids, new_tokens=new_tokens, repeats=repeats, warmup=1),
+        assumed_watts=ASSUMED_WATTS), trace_python=False)
+    energy = peak.result
+    latency = energy.result
+    tokens = min(new_tokens, 2) + repeats * new_tokens          # the warm-up run's tokens included
     batch = B.measure_latency(model, ids.repeat(4, 1), new_tokens=new_tokens, repeats=max(1, repeats - 1), warmup=1)
-    ppl = Q.perplexity(model, tok, heldout, max_length=256)
+    ppl = heldout_perplexity(model, tok)
     row = {"precision": precision, "device": str(device), "weights_mb": round(weights / 1e6, 1),
            **latency.as_dict(), "batch4_throughput_tokens_per_s": round(batch.throughput_tokens_per_s, 2),
            "process_peak_mib": round(peak.rss_peak / 2 ** 20), "perplexity": round(ppl, 2),
+           "decode_ops": ops, "joules_per_token": round(energy.per(tokens), 3), "energy": energy.label,
            "text": tok.decode(latency.new_ids[0], skip_special_tokens=True)}
     if peak.cuda_peak is not None:
         row["cuda_peak_mib"] = round(peak.cuda_peak / 2 ** 20)
@@ -69,14 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         from slmcourse import pick_device
 
         torch.manual_seed(0)
-        heldout = (files("slmcourse") / "data" / "heldout_general.txt").read_text()[:3000]
-        print("RESULT " + json.dumps(measure(args.one, pick_device(), args.repeats, args.new_tokens, heldout)))
+        print("RESULT " + json.dumps(measure(args.one, pick_device(), args.repeats, args.new_tokens)))
         return 0
 
     from slmcourse import bench as B
-    from slmcourse import pick_device
+    from slmcourse import catalogue, pick_device
+    from slmcourse import planner as P
+    from slmcourse.perplexity import PROTOCOL
 
     torch.manual_seed(0)
+    card = catalogue.get("smollm2-135m")
     device = pick_device()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     bandwidth = B.measure_bandwidth(mib=256, repeats=5, device=device)
@@ -88,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         out = subprocess.run([sys.executable, __file__, "--one", precision, "--repeats", str(args.repeats),
                               "--new-tokens", str(args.new_tokens)], check=True, capture_output=True, text=True)
         row = json.loads(out.stdout.split("RESULT ", 1)[1])
-        bytes_read = row["weights_mb"] * 1e6
+        # weights + the KV cache at the longest context of the timed steps (fp32 cache unless bf16 weights)
+        kv = P.kv_bytes_read(card, row["prompt_tokens"] + args.new_tokens, "fp16" if precision == "bf16" else "fp32")
+        bytes_read = row["weights_mb"] * 1e6 + kv
         bound = B.bandwidth_bound_tokens_per_s(bytes_read, bandwidth)
         row["bandwidth_bound_tokens_per_s"] = round(bound, 1)
         row["share_of_bound"] = round(row["decode_tokens_per_s"] / bound, 3)
@@ -96,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {precision:<13} TTFT {row['ttft_ms']:8.1f} ms   decode {row['decode_tokens_per_s']:6.1f} tokens/s "
               f"(bound {bound:6.1f})   batch 4 {row['batch4_throughput_tokens_per_s']:6.1f} tokens/s   "
               f"weights {row['weights_mb']:6.1f} MB   peak {row['process_peak_mib']:5d} MiB   "
-              f"perplexity {row['perplexity']:.2f}   ({time.perf_counter() - start:.0f} s)", flush=True)
+              f"perplexity {row['perplexity']:.2f}   {row['decode_ops']} ops/step   "
+              f"{row['joules_per_token']} J/token {row['energy']}   ({time.perf_counter() - start:.0f} s)", flush=True)
 
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                f"torch {torch.__version__}, device {device}")
@@ -122,16 +136,25 @@ def main(argv: list[str] | None = None) -> int:
         "Compare with your own machine: run `python utils/deployment_figures.py --out /tmp/mine` and "
         "open `course/10_deployment.ipynb`.", "",
         "| precision | time to first token (ms) | decode (tokens/s) | decode ms/token (min-max) | batch-4 throughput "
-        "(tokens/s) | bandwidth bound (tokens/s) | share of bound | weights (MB) | process peak (MiB) | perplexity |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "(tokens/s) | bandwidth bound (tokens/s) | share of bound | weights (MB) | process peak (MiB) | perplexity "
+        "| ops per decode step | energy (J/token) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         lo, hi = r["decode_ms_per_token_min_max"]
         lines.append(f"| {r['precision']} | {r['ttft_ms']} | {r['decode_tokens_per_s']} | {r['decode_ms_per_token']} "
                      f"({lo}-{hi}) | {r['batch4_throughput_tokens_per_s']} | {r['bandwidth_bound_tokens_per_s']} | "
-                     f"{r['share_of_bound']} | {r['weights_mb']} | {r['process_peak_mib']} | {r['perplexity']} |")
+                     f"{r['share_of_bound']} | {r['weights_mb']} | {r['process_peak_mib']} | {r['perplexity']} | "
+                     f"{r['decode_ops']} | {r['joules_per_token']} {r['energy']} |")
     lines += ["", "Notes:",
-              "- The bandwidth bound is bandwidth / weight bytes: batch-1 decoding reads every weight once per token.",
+              "- The bandwidth bound is bandwidth / (weight bytes + KV-cache bytes at the longest context): batch-1 "
+              "decoding reads every weight and the whole cache once per token (`slmcourse.planner`).",
+              f"- Perplexity: the course's protocol, {PROTOCOL}.",
+              "- Ops per decode step: operations launched one by one in one decode step (`bench.count_decode_ops`, "
+              "views left out); the planner's eager overhead is this count x an assumed cost per launch "
+              "(`planner.FRAMEWORKS`).",
+              f"- Energy per generated token (prefill included): measured where RAPL or NVML is readable, else "
+              f"estimated as time x an assumed {ASSUMED_WATTS:g} W; the label says which.",
               "- int8-dynamic is PyTorch's `quantize_dynamic` (CPU only): int8 weights and activations in the Linear "
               "layers; the embedding/LM head stay float32, so the weights shrink less than 4x.",
               "- bf16 halves the bytes read, but it only computes fast where the CPU has bf16 instructions (AVX512-BF16, AMX, recent ARM): compare the rows, do not assume.",
