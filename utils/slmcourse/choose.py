@@ -217,7 +217,8 @@ def _memory_needed(card: ModelCard, c: Constraints) -> int:
 
 
 def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
-    """Check one model against every constraint; one reason line per check."""
+    """Check one model against every constraint; one reason line per check, in the decision flow's order
+    (task, tuning, licence, context, languages, memory, speed)."""
     card, c = get(model), constraints
     c.check()
     cand = Candidate(card.key, card.name, card.params, ok=True)
@@ -232,11 +233,11 @@ def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
                                  f"({', '.join(tasks)})")
     if c.task in TUNING_NEEDS:
         verdict(tuning_ok(card, c.task), f"tuning {card.tuning}: {TUNING_MEANING[card.tuning]}")
+    cls = LICENCE_CLASS.get(card.licence, "custom terms")
+    verdict(cls in LICENCE_NEEDS[c.licence], f"licence {card.licence} ({cls}: {LICENCE_MEANING[cls]})")
     verdict(card.context_length >= c.context,
             f"context {card.context_length:,} tokens {'>=' if card.context_length >= c.context else '<'} "
             f"{c.context:,} needed")
-    cls = LICENCE_CLASS.get(card.licence, "custom terms")
-    verdict(cls in LICENCE_NEEDS[c.licence], f"licence {card.licence} ({cls}: {LICENCE_MEANING[cls]})")
     if c.multilingual:
         verdict(card.key in MULTILINGUAL, MULTILINGUAL.get(card.key, "English-centric training data"))
     if card.key in LANGUAGE_NOTES:
