@@ -19,4 +19,7 @@ from .sliding_window import sliding_window_receptive_field; __all__.append("slid
 from .rope import rope_rotation; __all__.append("rope_rotation")
 from .distillation import distillation_pipeline; __all__.append("distillation_pipeline")
 from .quantization import quantization_grid; __all__.append("quantization_grid")
+from .lora import lora_update; __all__.append("lora_update")
+from .prefill_decode import prefill_decode_timeline; __all__.append("prefill_decode_timeline")
+from .decision_flow import decision_flow; __all__.append("decision_flow")
 # DIAGRAMS-END
