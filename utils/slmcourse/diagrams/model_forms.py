@@ -32,5 +32,5 @@ def model_forms():
         box(ax, x, 1.0, 2.4, 1.1, text, colour, fontsize=8.5)
         if i:
             arrow(ax, (x - 0.6, 1.55), (x, 1.55))
-    note(ax, 6.0, 0.45, "GGUF is a container: each tensor stores its own type (Q4_K, Q6_K, F32 ...)", fontsize=8)
+    note(ax, 6.0, 0.45, "GGUF is a container: each tensor stores its own type (SmolLM2's file: Q4_1, Q8_0, F32)", fontsize=8)
     return finish(fig)
