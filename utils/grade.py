@@ -39,9 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "utils") not in sys.path:      # utils/sandbox.py, beside this file
+    sys.path.insert(0, str(ROOT / "utils"))
 CSV_FIELDS = ["student_id", "file", "status", "autograded_score", "autograded_max", "manual_max",
               "course_version", "notes"]
 # An id is what nbgrader uses as a folder name: keep it to safe characters (no "..", no "/").
+# Wall time one submission may take in all (each cell also stops at nbgrader_config.py's timeout).
+SUBMISSION_WALL_SECONDS = 1200
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IGNORED_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
@@ -319,12 +323,64 @@ def _html_page(title: str, body: str) -> str:
             f"<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
 
 
+def submission_limits(course_dir: Path, assignment: str):
+    """The sandbox's limits for one assignment: memory from course/BUDGET.md's measured peak + 1 GiB."""
+    import sandbox
+
+    limits = sandbox.Limits()
+    budget = course_dir / "course" / "BUDGET.md"
+    if budget.is_file():
+        row = re.search(rf"^\| solutions/{re.escape(assignment)}/\S+ \| [\d.]+ \| (\d+) \|", budget.read_text(),
+                        re.MULTILINE)
+        if row:
+            limits.memory_bytes = (int(row.group(1)) + 1024) * 1024 ** 2
+    return limits
+
+
+def autograde_one(course_dir: Path, assignment: str, student_id: str, sandboxed: bool, limits,
+                  wall_seconds: int = SUBMISSION_WALL_SECONDS) -> bool:
+    """`nbgrader autograde` of one student; with `sandboxed`, its kernel runs in the bubblewrap sandbox.
+
+    Returns False when the run was stopped (wall-time limit) or nbgrader itself failed; the submission
+    is then reported as "grading failed" and the batch goes on.
+    """
+    import sandbox
+
+    args = ["autograde", assignment, f"--student={student_id}", "--force"]
+    env = _environment()
+    box = None
+    if sandboxed:
+        box = sandbox.prepare(course_dir / "autograded" / student_id / assignment, limits, label=student_id)
+        args += box.nbgrader_arguments()
+        env = box.environment(env)
+    try:
+        result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
+                                capture_output=True, text=True, timeout=wall_seconds)
+        return result.returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        if box is not None:
+            box.cleanup()
+
+
 def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROOT, out: Path | None = None,
-                      id_pattern: str | None = None, log=print) -> list[Submission]:
-    """File, autograde and report one batch of submissions; returns one Submission per file."""
+                      id_pattern: str | None = None, log=print, sandboxed: bool = True) -> list[Submission]:
+    """File, autograde and report one batch of submissions; returns one Submission per file.
+
+    Each submission's code runs in the grading sandbox (utils/sandbox.py). Without one (no bubblewrap,
+    not Linux) this refuses, unless `sandboxed=False` (`--no-sandbox`): then student code runs with the
+    instructor's rights and can read the solutions and change any file the instructor can.
+    """
     from nbgrader.api import Gradebook, MissingEntry
 
+    import sandbox
     import slmcourse
+
+    if sandboxed and (problem := sandbox.sandbox_problem()):
+        raise GradingError(f"cannot sandbox the submissions: {problem}.\nStudent code would run with your rights "
+                           "(it could read solutions/ and change the gradebook or other students' files). Install "
+                           "bubblewrap, or pass --no-sandbox to grade anyway at that risk.")
 
     course_dir, submissions = Path(course_dir).resolve(), Path(submissions).resolve()
     _check_assignment(course_dir, assignment)
@@ -383,18 +439,16 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
         for step in ("autograded", "feedback"):
             shutil.rmtree(course_dir / step / sub.student_id / assignment, ignore_errors=True)
 
-    # 4. autograde the batch in one nbgrader run, leaving every other student alone
-    graded_ids = sorted(s.student_id for s in to_grade)
-    submitted_root = course_dir / "submitted"
-    others = sorted(p.name for p in submitted_root.iterdir() if p.is_dir() and p.name not in graded_ids) \
-        if submitted_root.is_dir() else []
-    exclude = [f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []
-    if graded_ids:
-        log(f"autograding {len(graded_ids)} submission(s) of {assignment} ...")
-        run = nbgrader(course_dir, "autograde", assignment, "--force", *exclude, check=False)
-        if run.returncode != 0:
-            log("nbgrader reported problems with some submissions (see grades.csv)")
-        nbgrader(course_dir, "generate_feedback", assignment, "--force", *exclude, check=False)
+    # 4. autograde each student on their own, the kernel inside the sandbox (utils/sandbox.py)
+    if graded_ids := sorted(s.student_id for s in to_grade):
+        log(f"autograding {len(graded_ids)} submission(s) of {assignment} "
+            f"({'sandboxed' if sandboxed else 'NOT sandboxed'}) ...")
+    limits = submission_limits(course_dir, assignment)
+    for sid in graded_ids:
+        ok = autograde_one(course_dir, assignment, sid, sandboxed, limits)
+        if not ok:
+            log(f"  {sid}: grading stopped (time limit or crash); see grades.csv")
+        nbgrader(course_dir, "generate_feedback", assignment, f"--student={sid}", "--force", check=False)
 
     # 5. read the grades
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
@@ -475,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     cg.add_argument("submissions", type=Path, help="folder with one file per student (student id in the name)")
     cg.add_argument("--out", type=Path, help="where grades.csv and feedback/ go (default feedback/<assignment>-report)")
     cg.add_argument("--id-pattern", help="regular expression with one group that captures the student id")
+    cg.add_argument("--no-sandbox", action="store_true",
+                    help="grade without the bubblewrap sandbox (student code then runs with YOUR rights: it can "
+                         "read solutions/, the gradebook and other students' work, and change them)")
     args = parser.parse_args(argv)
     course_dir = args.course_dir.resolve()
     try:
@@ -497,7 +554,11 @@ def main(argv: list[str] | None = None) -> int:
                 for name in release(course_dir, args.assignments or None):
                     print(f"released assignments/{name}/")
         else:
-            subs = collect_and_grade(args.assignment, args.submissions, course_dir, args.out, args.id_pattern)
+            if args.no_sandbox:
+                print("warning: grading WITHOUT a sandbox: each submission runs with your rights and can read "
+                      "solutions/, the gradebook and other submissions, and change them", file=sys.stderr)
+            subs = collect_and_grade(args.assignment, args.submissions, course_dir, args.out, args.id_pattern,
+                                     sandboxed=not args.no_sandbox)
             for sub in subs:
                 score = f"{sub.score:g}/{sub.max_score:g}" if sub.score is not None and sub.max_score else "-"
                 print(f"{sub.student_id or '?':14s} {sub.status:16s} {score:8s} {sub.file}")
