@@ -385,6 +385,31 @@ VIEW_OPS = frozenset({"aten::view", "aten::reshape", "aten::transpose", "aten::s
                       "aten::_local_scalar_dense", "aten::size", "aten::resolve_conj", "aten::resolve_neg"})
 
 
+class _quiet_stderr:
+    """Silence file descriptor 2 for a moment: the profiler's C++ side logs timestamped start/stop lines there,
+    which a notebook would show (and which differ on every run)."""
+
+    def __enter__(self):
+        import os
+        import sys
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        return self
+
+    def __exit__(self, *exc):
+        import os
+        import sys
+
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        return False
+
+
 @torch.no_grad()
 def count_decode_ops(model: torch.nn.Module, input_ids: torch.Tensor) -> int:
     """Operations that launch a kernel in ONE decode step (after a prefill of `input_ids`), counted with
@@ -400,7 +425,7 @@ def count_decode_ops(model: torch.nn.Module, input_ids: torch.Tensor) -> int:
     out = model(input_ids=ids, use_cache=True)
     token = out.logits[:, -1].argmax(-1, keepdim=True)
     mask = torch.ones(ids.shape[0], ids.shape[1] + 1, dtype=torch.long, device=device)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
         model(input_ids=token, attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
     count = 0
     for event in prof.events():
