@@ -43,7 +43,8 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **factory))
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **factory))
         if base.weight.device.type != "meta":
-            # The same initialisation as the paper and peft: A ~ Kaiming-uniform, B = 0.
+            # As Microsoft's reference code (loralib) and peft: A ~ Kaiming-uniform, B = 0 (the paper's text says
+            # "random Gaussian" for A; any random A works, B = 0 is what makes step 0 the unchanged model).
             nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False

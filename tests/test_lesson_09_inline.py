@@ -1,0 +1,64 @@
+"""Lesson 9 builds LoRALinear and the chat-format loss mask inline; they must stay the same as
+slmcourse.lora.LoRALinear and slmcourse.sft.chat_example (tests/notebook_defs.py pulls them out of the notebook)."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from notebook_defs import notebook_definitions
+from slmcourse import lora, sft
+
+NOTEBOOK = "course/09_fine_tuning.ipynb"
+
+
+@pytest.fixture(scope="module")
+def defs():
+    return notebook_definitions(NOTEBOOK, ["LoRALinear", "chat_example"])
+
+
+@pytest.mark.parametrize("shape,r,alpha,seed", [((576, 576), 8, 16, 0), ((64, 32), 4, 8, 1), ((12, 20), 1, 3, 2),
+                                                ((48, 48), 16, 16, 3)])
+def test_inline_lora_linear_matches_package(defs, shape, r, alpha, seed):
+    torch.manual_seed(seed)
+    base = nn.Linear(*shape)
+    torch.manual_seed(seed + 100)
+    ours = defs["LoRALinear"](copy.deepcopy(base), r=r, alpha=alpha)
+    torch.manual_seed(seed + 100)
+    theirs = lora.LoRALinear(copy.deepcopy(base), r=r, alpha=alpha)
+    assert torch.equal(ours.lora_A, theirs.lora_A) and torch.equal(ours.lora_B, theirs.lora_B)   # same init
+    assert [n for n, p in ours.named_parameters() if p.requires_grad] == ["lora_A", "lora_B"]
+    x = torch.randn(3, 5, shape[0], generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(ours(x), base(x))                                   # B = 0: the base layer at step 0
+    B = torch.randn_like(theirs.lora_B) * 0.1
+    ours.lora_B.data.copy_(B)
+    theirs.lora_B.data.copy_(B)
+    with torch.no_grad():
+        y = ours(x)
+        torch.testing.assert_close(y, theirs(x), atol=1e-5, rtol=1e-5)
+        ours.merge()
+        theirs.merge()
+        ours.merge()                                                       # merging twice changes nothing
+        torch.testing.assert_close(ours.base.weight, theirs.base.weight, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(ours(x), y, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    from slmcourse import bundled
+    from slmcourse.catalogue import get
+
+    bundled.prepare("smollm2-135m", progress=False)
+    return AutoTokenizer.from_pretrained(bundled.model_dir(get("smollm2-135m")))
+
+
+def test_inline_chat_example_matches_package(defs, tok):
+    pairs = sft.read_qa("domain_qa_train.txt")[::7] + sft.read_qa("domain_qa_heldout.txt")[:2]
+    pairs.append(("Short?", "Yes. Next: nothing."))
+    for question, answer in pairs:
+        ids, labels = defs["chat_example"](tok, question, answer)
+        ref_ids, ref_labels = sft.chat_example(tok, question, answer)
+        assert torch.equal(ids, ref_ids) and torch.equal(labels, ref_labels)
+        assert tok.decode(labels[labels != -100], skip_special_tokens=True) == answer

@@ -1,0 +1,87 @@
+"""Lesson 9's chat-format fine-tuning helpers: the bundled pairs parse, every example is written in the
+model's own chat template, the labels mask everything but the answer and its end-of-turn token, and
+answer_perplexity agrees with transformers' own masked loss."""
+import math
+
+import pytest
+import torch
+
+from slmcourse import CourseError, scaled_down
+from slmcourse import sft
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    from slmcourse import bundled
+    from slmcourse.catalogue import get
+
+    bundled.prepare("smollm2-135m", progress=False)
+    return AutoTokenizer.from_pretrained(bundled.model_dir(get("smollm2-135m")))
+
+
+def test_bundled_pairs_parse():
+    train, heldout = sft.read_qa("domain_qa_train.txt"), sft.read_qa("domain_qa_heldout.txt")
+    assert len(train) == 40 and len(heldout) == 8
+    assert all(q.endswith("?") and a.split("Next: ")[-1].endswith(".") for q, a in train + heldout)
+    assert not {q for q, _ in train} & {q for q, _ in heldout}       # held-out questions never trained on
+
+
+def test_read_qa_rejects_a_bad_file(tmp_path, monkeypatch):
+    import slmcourse.training as training
+
+    monkeypatch.setattr(training, "read_data", lambda name: "Q: only a question\n\nQ: x\nA: y")
+    with pytest.raises(CourseError, match="two lines"):
+        sft.read_qa("whatever.txt")
+    monkeypatch.setattr(training, "read_data", lambda name: "\n\n")
+    with pytest.raises(CourseError, match="no question"):
+        sft.read_qa("whatever.txt")
+
+
+def test_labels_mask_everything_but_the_answer(tok):
+    for question, answer in sft.read_qa("domain_qa_train.txt"):
+        ids, labels = sft.chat_example(tok, question, answer)
+        assert ids.shape == labels.shape and ids.dtype == labels.dtype == torch.long
+        kept = labels != sft.IGNORE_INDEX
+        assert torch.equal(labels[kept], ids[kept])
+        # one contiguous run: the answer, then <|im_end|>
+        where = kept.nonzero().flatten()
+        assert torch.equal(where, torch.arange(int(where[0]), int(where[-1]) + 1))
+        assert sft.trained_text(tok, labels) == answer
+        assert sft.trained_text(tok, labels, skip_special_tokens=False) == answer + "<|im_end|>"
+        # everything before the answer is exactly the templated prompt
+        prompt = sft.chat_prompt_ids(tok, question)
+        assert torch.equal(ids[:len(prompt)], prompt) and int(where[0]) == len(prompt)
+        assert tok.decode(ids).startswith("<|im_start|>system\n")
+
+
+def test_chat_example_errors(tok):
+    with pytest.raises(CourseError, match="answer"):
+        sft.chat_example(tok, "What is a super?", "  ")
+    with pytest.raises(CourseError, match="question"):
+        sft.chat_prompt_ids(tok, "")
+    with pytest.raises(CourseError, match="at least one"):
+        sft.chat_examples(tok, [])
+
+    class NoTemplate:
+        chat_template = None
+    with pytest.raises(CourseError, match="no chat template"):
+        sft.chat_prompt_ids(NoTemplate(), "Hello?")
+
+
+def test_answer_perplexity_is_transformers_masked_loss(tok):
+    model = scaled_down("smollm2-135m", seed=0, num_hidden_layers=2).eval()
+    examples = sft.chat_examples(tok, sft.read_qa("domain_qa_heldout.txt")[:3])
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, labels in examples:
+            n = int((labels[1:] != sft.IGNORE_INDEX).sum())
+            total += model(input_ids=ids[None], labels=labels[None]).loss.item() * n
+            count += n
+    assert math.isclose(sft.answer_perplexity(model, examples), math.exp(total / count), rel_tol=1e-4)
+    with pytest.raises(CourseError, match="at least one"):
+        sft.answer_perplexity(model, [])
+    ids, labels = examples[0]
+    with pytest.raises(CourseError, match="no answer tokens"):
+        sft.answer_perplexity(model, [(ids, torch.full_like(labels, sft.IGNORE_INDEX))])
