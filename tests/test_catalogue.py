@@ -22,11 +22,13 @@ def test_each_entry_is_complete(key):
     assert card.hub_id.count("/") == 1
     assert card.organisation and card.licence and card.params_source
     assert card.family in catalogue.FAMILIES
-    assert card.position in ("learned", "rope", "alibi", "relative")
+    assert card.position in ("learned", "rope", "alibi", "relative", "none")
     assert card.context_length > 0 and card.params > 1_000_000
-    assert card.attention in ("MHA", "MQA", "GQA")
+    assert card.attention in ("MHA", "MQA", "GQA", "MLA")
     assert "model_type" in card.config and card.scaled_down
-    if not card.bundled:
+    if card.era:
+        assert card.era == catalogue.NEWEST_ERA and 2024 <= card.year <= 2026 and not card.source
+    elif not card.bundled:
         assert set(card.source) >= {"licence", "type", "company", "applications", "excellence"}
 
 
@@ -85,7 +87,8 @@ def test_every_model_says_what_it_was_tuned_for_and_where_that_is_stated(key):
 
 
 def test_tuning_matches_the_model_cards():
-    tunings = {c.key: c.tuning for c in catalogue.all_cards()}
+    tunings = {c.key: c.tuning for c in catalogue.all_cards()}          # without the 2024-26 block
+    assert not set(tunings) & set(catalogue.newest_names())
     base = {"phi-2", "mistral-7b", "codellama-7b", "stablelm-3b", "phi-1.5", "opt-125m", "falcon-1b", "mpt-7b",
             "gemma-2b", "gemma-3-270m", "bert-tiny", "distilbert", "albert-base", "all-minilm-l6-v2"}
     assert {k for k, t in tunings.items() if t == "base"} == base
@@ -126,3 +129,18 @@ def test_seed_corrections_are_recorded_with_primary_sources():
     assert catalogue.get("mistral-7b").sliding_window == 4096             # v0.1, the catalogue's model, has it
     falcon = _fix("falcon-1b", "name")
     assert "Falcon-RW-1B" in falcon["fact"] and catalogue.get("falcon-1b").hub_id == "tiiuae/falcon-rw-1b"
+
+
+def test_the_2024_26_block():
+    newest = catalogue.newest_names()
+    assert len(newest) >= 8
+    cards = [catalogue.get(k) for k in newest]
+    assert {c.family for c in cards} >= {"decoder-only", "encoder"}
+    assert any(c.attention == "MLA" for c in cards) and any(c.is_moe for c in cards)
+    assert sum(c.is_moe for c in cards) == sum(bool(c.active_params_source) for c in cards)
+    assert all(0 < c.active_params < c.params for c in cards if c.is_moe)
+    assert {c.tuning for c in cards} == {"base", "instruct"}
+    assert {c.key for c in cards if c.tuning == "base"} == {"olmoe-1b-7b", "deepseek-v2-lite", "modernbert-base"}
+    # the source table keeps its fifteen; the chooser's default cards do not change
+    assert len(catalogue.source_table_names()) == 15
+    assert len(catalogue.all_cards()) == 18 and len(catalogue.all_cards(include_newest=True)) == 18 + len(newest)

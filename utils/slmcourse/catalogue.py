@@ -14,6 +14,7 @@ FAMILIES = ("decoder-only", "encoder", "encoder-decoder")
 # What the published weights were tuned for: a base model continues text; an instruct model follows
 # one instruction; a chat model holds a conversation through its chat template.
 TUNINGS = ("base", "instruct", "chat")
+NEWEST_ERA = "2024-26"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class ModelCard:
     corrections: tuple[dict[str, str], ...] = ()
     tuning: str = "base"
     tuning_source: str = ""
+    # The 2024-26 block (lesson 7): era = "2024-26", the release year, and for a mixture of experts the
+    # parameters one token uses (published figure and where it is published).
+    era: str = ""
+    year: int = 0
+    active_params: int = 0
+    active_params_source: str = ""
 
     @property
     def is_tuned(self) -> bool:
@@ -74,8 +81,15 @@ class ModelCard:
 
     @property
     def attention(self) -> str:
-        """'MHA', 'MQA' or 'GQA', computed from the heads in the config."""
+        """'MHA', 'MQA' or 'GQA', computed from the heads in the config ('MLA' for latent attention)."""
+        if self.config.get("kv_lora_rank"):
+            return "MLA"
         return attention_kind(self.heads, self.kv_heads)
+
+    @property
+    def is_moe(self) -> bool:
+        """True for a mixture of experts (the catalogue records its active parameters)."""
+        return self.active_params > 0
 
     @property
     def decoder_layers(self) -> int:
@@ -118,14 +132,21 @@ def _norm(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def names(bundled: bool | None = None) -> list[str]:
-    """Catalogue keys in file order; `bundled=True` for the offline models only, False for the others."""
-    return [k for k, c in _cards().items() if bundled is None or c.bundled == bundled]
+def names(bundled: bool | None = None, era: str | None = None) -> list[str]:
+    """Catalogue keys in file order; `bundled=True` for the offline models only, False for the others;
+    `era="2024-26"` for lesson 7's block of newer models only, `era=""` for the original catalogue."""
+    return [k for k, c in _cards().items()
+            if (bundled is None or c.bundled == bundled) and (era is None or c.era == era)]
 
 
 def source_table_names() -> list[str]:
-    """The fifteen models of the source table (every catalogued model that is not bundled)."""
-    return names(bundled=False)
+    """The fifteen models of the source table (not bundled, not in the 2024-26 block)."""
+    return names(bundled=False, era="")
+
+
+def newest_names() -> list[str]:
+    """Lesson 7's 2024-26 block: newer small models with MoE, latent attention and hybrid layers."""
+    return names(era=NEWEST_ERA)
 
 
 def get(name: str) -> ModelCard:
@@ -149,5 +170,8 @@ def find(name: str) -> ModelCard | None:
         return None
 
 
-def all_cards() -> list[ModelCard]:
-    return list(_cards().values())
+def all_cards(include_newest: bool = False) -> list[ModelCard]:
+    """The catalogue's cards: the source table and the bundled models; with `include_newest=True` also
+    lesson 7's 2024-26 block (kept out by default so the chooser's and planner's rankings stay those of
+    the lessons that use them)."""
+    return [c for c in _cards().values() if include_newest or c.era != NEWEST_ERA]

@@ -107,6 +107,10 @@ def model_kv_cache_bytes(name: str | ModelCard, seq_len: int, batch: int = 1,
     card = get(name)
     if card.family == "encoder":
         return 0
+    if card.era:  # lesson 7's 2024-26 block: latent attention, recurrent layers (fixed state), layer mixes
+        from .newest import cache_bytes
+        grown = cache_bytes(card, seq_len, bytes_per_element)
+        return int(round((grown["kv"] + grown["state"]) * batch))
     config = card.config
     window = card.sliding_window
     layer_types = config.get("layer_types")

@@ -106,8 +106,9 @@ _PART_RULES = (
     ("head", r"(^|\.)(lm_head|pooler|cls|vocab_transform|vocab_projector|vocab_layer_norm|qa_outputs|classifier)(\.|$)"),
     ("embeddings", r"embed|(^|\.)(wte|wpe|shared)(\.|$)|word_embeddings|position_embeddings|token_type_embeddings|embedding_hidden_mapping_in"),
     ("norms", r"norm|(^|\.)ln|LayerNorm|(^|\.)(q_norm|k_norm)(\.|$)"),
-    ("attention", r"attn|attention|Attention|(^|\.)(q_proj|k_proj|v_proj|o_proj|query|key|value|q_lin|k_lin|v_lin|out_lin)(\.|$)"),
-    ("mlp", r"mlp|ffn|fc1|fc2|DenseReluDense|intermediate|(^|\.)output\.dense|lin1|lin2|dense_h_to_4h|dense_4h_to_h|up_proj|down_proj|gate_proj"),
+    # "attention" is the token-mixing part: attention, and the Mamba-2 / short-convolution layers of hybrids
+    ("attention", r"attn|attention|Attention|(^|\.)(q_proj|k_proj|v_proj|o_proj|query|key|value|q_lin|k_lin|v_lin|out_lin|mamba|conv)(\.|$)"),
+    ("mlp", r"mlp|ffn|feed_forward|fc1|fc2|DenseReluDense|intermediate|(^|\.)output\.dense|lin1|lin2|dense_h_to_4h|dense_4h_to_h|up_proj|down_proj|gate_proj"),
 )
 PARTS = ("embeddings", "attention", "mlp", "norms", "head", "other")
 
