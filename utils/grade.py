@@ -12,6 +12,15 @@
         nbgrader's layout (submitted/<id>/<assignment>/<assignment>.ipynb), autograde them all and write
         grades.csv and one feedback HTML per student into --out (default feedback/<assignment>-report/)
 
+    python utils/grade.py autograde ASSIGNMENT [--out DIR]
+        the same for what `nbgrader collect` filed in submitted/<student>/<assignment>/ (JupyterHub)
+
+    Both run every submission's kernel in the grading sandbox (utils/sandbox.py: bubblewrap, read-only
+    system, one writable scratch folder, no network, memory/process/CPU limits), one student at a time,
+    each stopped after --time-limit seconds (default 1200; then "grading failed", and the batch goes
+    on); --memory-limit MIB overrides the memory limit taken from course/BUDGET.md. Without a usable
+    sandbox they refuse, unless --no-sandbox (student code then runs with your rights).
+
 Run it with the course's Python (`.venv/bin/python utils/grade.py ...`): nbgrader, the kernel and the
 course package must come from the same environment. It works from any directory; nbgrader itself is
 always started in the course directory (where nbgrader_config.py is), because nbgrader reads its
@@ -302,18 +311,22 @@ def _choose(subs: list[Submission], folder: Path) -> Submission:
 
 
 def _lost_points(gb, assignment: str, student: str, autograded_nb: Path) -> list[str]:
-    timeouts = set()
+    timeouts, violations = set(), {}
     if autograded_nb.is_file():
         for cell in _read_json(autograded_nb).get("cells", []):
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if gid and any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
                 timeouts.add(gid)
+            for o in cell.get("outputs", []):       # the hidden tests' checks name what was gamed
+                if gid and o.get("output_type") == "error" and o.get("ename") in CHECKER_ERRORS:
+                    violations[gid] = f"{o['ename']}: {str(o.get('evalue', ''))[:200]}"
     notes = []
     submission = gb.find_submission(assignment, student)
     for nb in submission.notebooks:
         for grade in sorted(nb.grades, key=lambda g: g.name):
             if grade.cell_type == "code" and grade.auto_score is not None and grade.auto_score < grade.max_score:
                 why = " timed out" if grade.name in timeouts else ""
+                why += f" ({violations[grade.name]})" if grade.name in violations else ""
                 notes.append(f"{grade.name} {grade.auto_score:g}/{grade.max_score:g}{why}")
     return [f"lost points: {', '.join(notes)}"] if notes else []
 
@@ -338,12 +351,18 @@ def submission_limits(course_dir: Path, assignment: str):
 
 
 def autograde_one(course_dir: Path, assignment: str, student_id: str, sandboxed: bool, limits,
-                  wall_seconds: int = SUBMISSION_WALL_SECONDS) -> bool:
+                  wall_seconds: int = SUBMISSION_WALL_SECONDS) -> str | None:
     """`nbgrader autograde` of one student; with `sandboxed`, its kernel runs in the bubblewrap sandbox.
 
-    Returns False when the run was stopped (wall-time limit) or nbgrader itself failed; the submission
-    is then reported as "grading failed" and the batch goes on.
+    Returns None when nbgrader finished, else why it did not: the wall-time limit stopped it (a hung or
+    killed kernel: nbclient may wait forever for a kernel the memory cgroup killed), or nbgrader itself
+    failed. The submission is then reported as "grading failed" and the batch goes on. nbgrader runs
+    in its own session, so everything it started is killed with it; its own address space is limited
+    too (endless output piles up in nbgrader's memory, not the kernel's).
     """
+    import resource
+    import signal
+
     import sandbox
 
     args = ["autograde", assignment, f"--student={student_id}", "--force"]
@@ -353,19 +372,77 @@ def autograde_one(course_dir: Path, assignment: str, student_id: str, sandboxed:
         box = sandbox.prepare(course_dir / "autograded" / student_id / assignment, limits, label=student_id)
         args += box.nbgrader_arguments()
         env = box.environment(env)
-    try:
-        result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
-                                capture_output=True, text=True, timeout=wall_seconds)
-        return result.returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-    finally:
-        if box is not None:
-            box.cleanup()
+    address_space = limits.memory_bytes + sandbox.ADDRESS_SPACE_MARGIN
+
+    def limit_nbgrader():                    # runs in the child before nbgrader starts
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                   preexec_fn=limit_nbgrader)
+        try:
+            code = process.wait(timeout=wall_seconds)
+            why = None if code == 0 else f"nbgrader stopped with exit status {code}"
+        except subprocess.TimeoutExpired:
+            why = f"stopped after the {wall_seconds:g} s time limit per submission (hung or killed kernel?)"
+        finally:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.wait()
+            if box is not None:
+                box.cleanup()
+        if why and "MemoryError" in _tail(log):
+            why += "; the grader ran out of memory (endless output?)"
+    return why
+
+
+def _tail(fh, size: int = 20000) -> str:
+    fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, fh.tell() - size))
+    return fh.read()
+
+
+# What a submission has no business using; each found in its code becomes a "review:" note in grades.csv
+# (the in-process checks can be tampered with by a determined student: see docs/instructors.md).
+SUSPICIOUS = {
+    "the notebook's kernel machinery": ("get_ipython", "input_transformers", "set_custom_exc", "showtraceback",
+                                        "IPython", "ipykernel"),
+    "the grader's checks or profiler": ("gradecheck", "setprofile", "settrace", "sys.monitoring", "gc.get_",
+                                        "__code__", "__globals__", "ctypes", "builtins", "sys.modules",
+                                        "__torch_function__", "__torch_dispatch__", "TorchDispatchMode", "torch.library"),
+    "dynamic code": ("exec(", "eval(", "compile(", "__import__", "importlib", "base64", "marshal", "pickle"),
+    "processes or the file system": ("subprocess", "os.system", "os.fork", "os.kill", "multiprocessing",
+                                     "os.walk", "os.listdir", "glob", "shutil", "open(", "Path(", "socket",
+                                     "solutions", "gradebook", "autograded", "submitted", "../"),
+    "the hidden tests' references": ("slmcourse.attention", "scaled_dot_product_attention", "slmcourse.lora",
+                                     "slmcourse.quant", "slmcourse.planner", "peft", "torch.ao."),
+}
+CHECKER_ERRORS = ("ForbiddenCall", "NotARealResult", "CheckerTampered")
+
+
+def suspicious_code(nb: dict, release_nb: dict) -> list[str]:
+    """What in the student's own code looks like gaming the grader (for the instructor to review).
+
+    Only code the student wrote counts: cells that differ from every code cell of the release.
+    """
+    def text(cell):
+        return "".join(cell.get("source", ""))
+    given = {text(c) for c in release_nb.get("cells", []) if c.get("cell_type") == "code"}
+    code = "\n".join(text(c) for c in nb.get("cells", []) if c.get("cell_type") == "code" and text(c) not in given)
+    found = []
+    for what, needles in SUSPICIOUS.items():
+        hits = sorted({n.rstrip("(") for n in needles if n in code})
+        if hits:
+            found.append(f"{what} ({', '.join(hits)})")
+    return found
 
 
 def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROOT, out: Path | None = None,
-                      id_pattern: str | None = None, log=print, sandboxed: bool = True) -> list[Submission]:
+                      id_pattern: str | None = None, log=print, sandboxed: bool = True,
+                      time_limit: float = SUBMISSION_WALL_SECONDS, memory_mib: int | None = None) -> list[Submission]:
     """File, autograde and report one batch of submissions; returns one Submission per file.
 
     Each submission's code runs in the grading sandbox (utils/sandbox.py). Without one (no bubblewrap,
@@ -444,11 +521,18 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
         log(f"autograding {len(graded_ids)} submission(s) of {assignment} "
             f"({'sandboxed' if sandboxed else 'NOT sandboxed'}) ...")
     limits = submission_limits(course_dir, assignment)
+    if memory_mib:
+        limits.memory_bytes = int(memory_mib) * 1024 ** 2
+    failed: dict[str, str] = {}
     for sid in graded_ids:
-        ok = autograde_one(course_dir, assignment, sid, sandboxed, limits)
-        if not ok:
-            log(f"  {sid}: grading stopped (time limit or crash); see grades.csv")
-        nbgrader(course_dir, "generate_feedback", assignment, f"--student={sid}", "--force", check=False)
+        why = autograde_one(course_dir, assignment, sid, sandboxed, limits, time_limit)
+        if why:
+            failed[sid] = why
+            log(f"  {sid}: grading failed: {why}")
+            # whatever a stopped run left (a half-written gradebook entry, a copied notebook) is not a grade
+            shutil.rmtree(course_dir / "autograded" / sid / assignment, ignore_errors=True)
+        else:
+            nbgrader(course_dir, "generate_feedback", assignment, f"--student={sid}", "--force", check=False)
 
     # 5. read the grades
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
@@ -463,6 +547,11 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
             if sub.notebook is None:
                 continue
             autograded = course_dir / "autograded" / sub.student_id / assignment / f"{assignment}.ipynb"
+            if sub.student_id in failed:
+                sub.status, sub.score = "grading failed", 0.0
+                sub.notes.append(failed[sub.student_id])
+                sub.notes.extend(f"review: the code uses {w}" for w in suspicious_code(sub.notebook, release_nb))
+                continue
             try:
                 if not autograded.is_file():
                     raise MissingEntry()
@@ -473,6 +562,7 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
                 continue
             sub.status, sub.score = "graded", float(submission.code_score)
             sub.notes.extend(_lost_points(gb, assignment, sub.student_id, autograded))
+            sub.notes.extend(f"review: the code uses {w}" for w in suspicious_code(sub.notebook, release_nb))
             if max_written:
                 sub.notes.append(f"{max_written:g} manual points pending")
 
@@ -504,6 +594,22 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
     return subs
 
 
+def grade_collected(assignment: str, course_dir: Path = ROOT, out: Path | None = None, **options) -> list[Submission]:
+    """Grade what `nbgrader collect` filed as submitted/<student>/<assignment>/<assignment>.ipynb (JupyterHub).
+
+    The same path as collect-and-grade (each submission in the sandbox, grades.csv, feedback pages), with
+    the collected notebooks as the batch: they are copied out first, so filing them again changes nothing.
+    """
+    course_dir = Path(course_dir).resolve()
+    _check_assignment(course_dir, assignment)
+    with tempfile.TemporaryDirectory(prefix="slm-collected-") as batch:
+        for nb in sorted((course_dir / "submitted").glob(f"*/{assignment}/{assignment}.ipynb")):
+            student = nb.parents[1].name
+            (Path(batch) / student).mkdir()
+            shutil.copy2(nb, Path(batch) / student / f"{assignment}.ipynb")
+        return collect_and_grade(assignment, Path(batch), course_dir, out, id_pattern=r"^([^/]+)/", **options)
+
+
 # ----------------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------------
@@ -527,11 +633,21 @@ def main(argv: list[str] | None = None) -> int:
     cg = commands.add_parser("collect-and-grade", help="file, autograde and report a folder of LMS submissions")
     cg.add_argument("assignment")
     cg.add_argument("submissions", type=Path, help="folder with one file per student (student id in the name)")
-    cg.add_argument("--out", type=Path, help="where grades.csv and feedback/ go (default feedback/<assignment>-report)")
     cg.add_argument("--id-pattern", help="regular expression with one group that captures the student id")
-    cg.add_argument("--no-sandbox", action="store_true",
-                    help="grade without the bubblewrap sandbox (student code then runs with YOUR rights: it can "
-                         "read solutions/, the gradebook and other students' work, and change them)")
+    ag = commands.add_parser("autograde", help="autograde, sandboxed, what `nbgrader collect` put in submitted/")
+    ag.add_argument("assignment")
+    for p in (cg, ag):
+        p.add_argument("--out", type=Path,
+                       help="where grades.csv and feedback/ go (default feedback/<assignment>-report)")
+        p.add_argument("--no-sandbox", action="store_true",
+                       help="grade without the bubblewrap sandbox (student code then runs with YOUR rights: it can "
+                            "read solutions/, the gradebook and other students' work, and change them)")
+        p.add_argument("--time-limit", type=float, default=SUBMISSION_WALL_SECONDS, metavar="SECONDS",
+                       help=f"wall time one submission may take in all (default {SUBMISSION_WALL_SECONDS}); "
+                            "a submission stopped by it is reported as 'grading failed'")
+        p.add_argument("--memory-limit", type=int, metavar="MIB",
+                       help="memory one submission may use (default: the solution's measured peak in "
+                            "course/BUDGET.md + 1024 MiB, else 3072 MiB)")
     args = parser.parse_args(argv)
     course_dir = args.course_dir.resolve()
     try:
@@ -557,8 +673,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_sandbox:
                 print("warning: grading WITHOUT a sandbox: each submission runs with your rights and can read "
                       "solutions/, the gradebook and other submissions, and change them", file=sys.stderr)
-            subs = collect_and_grade(args.assignment, args.submissions, course_dir, args.out, args.id_pattern,
-                                     sandboxed=not args.no_sandbox)
+            options = dict(sandboxed=not args.no_sandbox, time_limit=args.time_limit, memory_mib=args.memory_limit)
+            if args.command == "autograde":
+                subs = grade_collected(args.assignment, course_dir, args.out, **options)
+            else:
+                subs = collect_and_grade(args.assignment, args.submissions, course_dir, args.out, args.id_pattern,
+                                         **options)
             for sub in subs:
                 score = f"{sub.score:g}/{sub.max_score:g}" if sub.score is not None and sub.max_score else "-"
                 print(f"{sub.student_id or '?':14s} {sub.status:16s} {score:8s} {sub.file}")

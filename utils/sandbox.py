@@ -42,6 +42,8 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/alter
                 "/etc/group", "/etc/nsswitch.conf", "/etc/ssl", "/etc/mime.types")
 CGROUP_V1 = Path("/sys/fs/cgroup")
 ADDRESS_SPACE_MARGIN = 2 * 1024 ** 3
+# Run by the kernel before any cell: captures the grader's checks (torch.allclose, ...) before student code.
+EXEC_LINES = "import importlib as _i; _i.import_module('slmcourse.gradecheck').seal(); del _i"
 
 
 @dataclass
@@ -72,7 +74,8 @@ class Sandbox:
         return env
 
     def nbgrader_arguments(self) -> list[str]:
-        return [f"--Execute.kernel_name={KERNEL_NAME}", "--KernelManager.transport=ipc",
+        # the kernel imports torch and the grader's checks before it answers: allow for a busy machine
+        return [f"--Execute.kernel_name={KERNEL_NAME}", "--Execute.startup_timeout=300", "--KernelManager.transport=ipc",
                 f"--KernelManager.connection_file={self.runtime / 'kernel.json'}"]
 
     def cleanup(self) -> None:
@@ -137,7 +140,11 @@ def _bwrap_arguments(workdir: Path, runtime: Path) -> list[str]:
     args += ["--bind", str(workdir), str(workdir), "--bind", str(runtime), str(runtime),
              "--proc", "/proc", "--dev", "/dev",
              "--unshare-all", "--die-with-parent", "--new-session", "--chdir", str(workdir),
-             "--unsetenv", "JPY_PARENT_PID",          # its parent is invisible in the new PID namespace
+             # nothing of the grader's environment (tokens, paths) reaches student code; JPY_PARENT_PID
+             # must go anyway: its parent is invisible in the new PID namespace and ipykernel would exit
+             "--clearenv", "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
+             "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONNOUSERSITE", "1",
+             "--setenv", "IPYTHONDIR", "/tmp/ipython",   # not the submission's folder (startup files)
              "--setenv", "HOME", str(workdir), "--setenv", "TMPDIR", "/tmp",
              "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib", "--setenv", "HF_HOME", "/tmp/huggingface",
              "--setenv", "HF_HUB_OFFLINE", "1", "--setenv", "TOKENIZERS_PARALLELISM", "false",
@@ -218,8 +225,11 @@ def prepare(workdir: Path, limits: Limits | None = None, label: str = "submissio
         rlimits.append(f"--nproc={limits.processes}")
     command = [shutil.which("prlimit") or "prlimit", *rlimits, "--",
                *_bwrap_arguments(workdir, sandbox.runtime),
-               "--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-               "--HistoryManager.hist_file=:memory:"]
+               # -P -s: nothing the submission's folder holds is importable in place of a real module;
+               # the grader's checks are imported before the first cell (slmcourse/gradecheck.py)
+               "--", sys.executable, "-P", "-s", "-m", "ipykernel_launcher", "-f", "{connection_file}",
+               "--HistoryManager.hist_file=:memory:", "--IPKernelApp.ignore_cwd=True",
+               f"--IPKernelApp.exec_lines={EXEC_LINES}"]
     enter = "".join(f"echo $$ > {shlex.quote(str(g / 'cgroup.procs'))} && " for g in sandbox.cgroups)
     argv = ["/bin/sh", "-c", enter + "exec " + " ".join(shlex.quote(a) for a in command)]
     spec = root / "share" / "kernels" / KERNEL_NAME
