@@ -115,9 +115,15 @@ class ForeignLoadMonitor(threading.Thread):
         return sum(self.samples) / len(self.samples), max(self.samples)
 
 
-def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, float, float, float]:
-    """Execute a copy of the notebook; returns (notebook, seconds, foreign mean %, foreign max %)."""
+PEAK_CELL = "import resource\nprint('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+
+
+def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, float, float, float, float]:
+    """Execute a copy of the notebook; returns (notebook, seconds, foreign mean %, foreign max %, peak MiB).
+
+    The kernel's peak memory is read by one extra cell appended for the run and removed afterwards."""
     nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     monitor = ForeignLoadMonitor()
@@ -128,10 +134,14 @@ def execute(path: Path, timeout: int = 1800) -> tuple[nbformat.NotebookNode, flo
     finally:
         seconds = time.perf_counter() - start
         mean, peak = monitor.stop()
-    return nb, seconds, mean, peak
+    probe = nb.cells.pop()
+    text = "".join(o.get("text", "") for o in probe.outputs)
+    peak_mib = int(text.split("PEAK_RSS_KIB")[1].split()[0]) / 1024 if "PEAK_RSS_KIB" in text else float("nan")
+    return nb, seconds, mean, peak, peak_mib
 
 
-def stamp(nb, seconds: float, load_before: float, foreign_mean: float, foreign_max: float) -> None:
+def stamp(nb, seconds: float, load_before: float, foreign_mean: float, foreign_max: float,
+          peak_mib: float = float("nan")) -> None:
     import torch
 
     nb.metadata.setdefault(STAMP_KEY, {})["execution"] = {
@@ -143,6 +153,7 @@ def stamp(nb, seconds: float, load_before: float, foreign_mean: float, foreign_m
         "other_processes_cpu_percent_max": round(foreign_max, 1),
         "torch_threads": torch.get_num_threads(),
         "seconds": round(seconds, 1),
+        "peak_mib": round(peak_mib),
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
@@ -197,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{foreign:.0f} % CPU) for {args.wait:.0f} s", flush=True)
                 break
             print(f"{rel}: executing (load {load:.2f} per core) ...", flush=True)
-            nb, seconds, mean, peak = execute(path)
+            nb, seconds, mean, peak, peak_mib = execute(path)
             if mean <= args.max_foreign:
-                stamp(nb, seconds, load, mean, peak)
+                stamp(nb, seconds, load, mean, peak, peak_mib)
                 nbformat.write(nb, path)
-                print(f"{rel}: {seconds:.1f} s, other processes {mean:.0f} % CPU on average - saved", flush=True)
+                print(f"{rel}: {seconds:.1f} s, peak {peak_mib:.0f} MiB, other processes {mean:.0f} % CPU on average "
+                      "- saved", flush=True)
                 saved = True
                 break
             print(f"{rel}: other processes used {mean:.0f} % of the CPUs during the run - not saved"
