@@ -23,8 +23,10 @@ Run from the repository root (about 10 minutes on an idle 2-core machine), then 
 
 On a busy machine, run the three set-ups side by side and merge (same results):
 
-    for i in 0 1 2; do HF_HUB_OFFLINE=1 .venv/bin/python utils/distill_seeds.py --part $i & done; wait
-    HF_HUB_OFFLINE=1 .venv/bin/python utils/distill_seeds.py --merge
+    export HF_HUB_OFFLINE=1
+    for i in 0 1 2; do for s in 0 1 2; do .venv/bin/python utils/distill_seeds.py --part $i --seed $s --threads 1 & done; done
+    .venv/bin/python utils/distill_seeds.py --encoder --threads 1 & wait
+    .venv/bin/python utils/distill_seeds.py --merge --threads 1
 
 Writes utils/slmcourse/data/distill_seeds.json (a few kB). Deterministic on a given machine (fixed
 seeds, 2 torch threads); another CPU may change the last digits.
@@ -59,7 +61,7 @@ SETUPS = {  # name -> (alpha, temperature of the soft targets)
 E_STEPS, E_BATCH, E_LR = 120, 32, 2e-4
 
 
-def decoder_runs(report, setups=tuple(SETUPS)) -> dict:
+def decoder_runs(report, setups=tuple(SETUPS), seeds=SEEDS) -> dict:
     teacher, tok = load("smollm2-135m", device="cpu")
     teacher.eval()
     train_blocks = training.token_blocks(tok, training.documents(training.read_data("distill_train.txt")), BLOCK)
@@ -75,7 +77,7 @@ def decoder_runs(report, setups=tuple(SETUPS)) -> dict:
     runs = []
     for name in setups:
         alpha, T = SETUPS[name]
-        for seed in SEEDS:
+        for seed in seeds:
             training.seed_everything(seed)
             model = scaled_down("smollm2-135m", seed=seed, **STUDENT)
             schedule = training.batch_schedule(len(train_blocks), BATCH, STEPS, seed=seed)
@@ -147,36 +149,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--part", type=int, choices=range(len(SETUPS)), default=None,
-                        help="run only set-up number PART (0, 1, 2; part 0 also runs the encoder) and write a partial "
-                             "file next to --out: several parts can run side by side, then --merge")
+                        help="run only set-up number PART (0, 1, 2) and write a partial file next to --out: several "
+                             "parts can run side by side, then --merge")
+    parser.add_argument("--seed", type=int, choices=SEEDS, default=None, help="with --part: only this seed")
+    parser.add_argument("--encoder", action="store_true", help="run only the encoder baseline (a partial file)")
     parser.add_argument("--merge", action="store_true", help="combine the partial files into --out")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch CPU threads (default 2, the lesson's; 1 is faster on a crowded machine, and may "
+                             "change the last digits)")
     args = parser.parse_args()
-    training.seed_everything(0, threads=2)      # the lesson's thread count: CPU training then repeats exactly
+    training.seed_everything(0, threads=args.threads)   # a fixed thread count: CPU training then repeats exactly
     start = time.perf_counter()
+    if args.encoder:
+        args.out.with_suffix(".part_encoder").write_text(json.dumps(encoder_baseline(print)), encoding="utf-8")
+        return
     if args.part is not None:
-        part = {"decoder": decoder_runs(print, setups=(list(SETUPS)[args.part],))}
-        if args.part == 0:
-            part["encoder_random_init"] = encoder_baseline(print)
-        args.out.with_suffix(f".part{args.part}").write_text(json.dumps(part), encoding="utf-8")
-        print(f"part {args.part} done in {time.perf_counter() - start:.0f} s")
+        seeds = SEEDS if args.seed is None else (args.seed,)
+        part = decoder_runs(print, setups=(list(SETUPS)[args.part],), seeds=seeds)
+        name = f".part{args.part}" + ("" if args.seed is None else f"_seed{args.seed}")
+        args.out.with_suffix(name).write_text(json.dumps(part), encoding="utf-8")
+        print(f"part {name} done in {time.perf_counter() - start:.0f} s")
         return
     if args.merge:
-        parts = [json.loads(args.out.with_suffix(f".part{i}").read_text(encoding="utf-8")) for i in range(len(SETUPS))]
+        files = sorted(args.out.parent.glob(args.out.stem + ".part[0-9]*"))
         decoder = {"teacher_tail_outside_top_k": {}, "runs": []}
-        for part in parts:
-            decoder["teacher_tail_outside_top_k"].update(part["decoder"]["teacher_tail_outside_top_k"])
-            decoder["runs"] += part["decoder"]["runs"]
+        for path in files:
+            part = json.loads(path.read_text(encoding="utf-8"))
+            decoder["teacher_tail_outside_top_k"].update(part["teacher_tail_outside_top_k"])
+            decoder["runs"] += part["runs"]
+        order = list(SETUPS)
+        decoder["teacher_tail_outside_top_k"] = dict(sorted(decoder["teacher_tail_outside_top_k"].items()))
+        decoder["runs"].sort(key=lambda r: (order.index(r["setup"]), r["seed"]))
+        if len(decoder["runs"]) != len(SETUPS) * len(SEEDS):
+            raise SystemExit(f"found {len(decoder['runs'])} runs in {len(files)} partial files, expected {len(SETUPS) * len(SEEDS)}")
         decoder["summary_heldout_same_kind"] = summarise(decoder["runs"])
-        encoder = parts[0]["encoder_random_init"]
-        for i in range(len(SETUPS)):
-            args.out.with_suffix(f".part{i}").unlink()
+        encoder_file = args.out.with_suffix(".part_encoder")
+        encoder = json.loads(encoder_file.read_text(encoding="utf-8"))
+        for path in [*files, encoder_file]:
+            path.unlink()
     else:
         decoder = decoder_runs(print)
         decoder["summary_heldout_same_kind"] = summarise(decoder["runs"])
         encoder = encoder_baseline(print)
     result = {
         "made_by": "HF_HUB_OFFLINE=1 .venv/bin/python utils/distill_seeds.py",
-        "settings": {"block": BLOCK, "student": STUDENT, "steps": STEPS, "batch": BATCH, "lr": LR, "warmup": WARMUP,
+        "settings": {"threads": args.threads, "block": BLOCK, "student": STUDENT, "steps": STEPS, "batch": BATCH, "lr": LR, "warmup": WARMUP,
                      "top_k": TOP_K, "seeds": list(SEEDS),
                      "perplexity": "training.perplexity: the course protocol with context = stride = 64 tokens"},
     }
