@@ -232,7 +232,11 @@ def mla_bytes_per_token(layers: int, rank: int, rope_dim: int, bytes_per_element
     return layers * (rank + rope_dim) * bytes_per_element
 
 
-def _layer_kinds(card) -> list[str]:
+def layer_kinds(card) -> list[str]:
+    """Each layer's kind, as in transformers' `layer_types` (attention, sliding, or a recurrent kind)."""
+    from .catalogue import get
+
+    card = get(card)
     c = card.config
     n = card.layers
     if c.get("layer_types"):
@@ -273,7 +277,7 @@ def cache_bytes(name, context: int, bytes_per_element: float = 2.0) -> dict[str,
         return {"kv": 0.0, "state": 0.0}
     c = card.config
     kv = state = 0.0
-    for kind in _layer_kinds(card):
+    for kind in layer_kinds(card):
         if kind in RECURRENT_LAYERS:
             state += _recurrent_state_elements(card, kind) * bytes_per_element
             continue
