@@ -22,4 +22,5 @@ from .quantization import quantization_grid; __all__.append("quantization_grid")
 from .lora import lora_update; __all__.append("lora_update")
 from .prefill_decode import prefill_decode_timeline; __all__.append("prefill_decode_timeline")
 from .decision_flow import decision_flow; __all__.append("decision_flow")
+from .newest import newest_ideas; __all__.append("newest_ideas")
 # DIAGRAMS-END
