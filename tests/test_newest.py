@@ -137,3 +137,18 @@ def test_bad_input_is_explained():
                                 torch.zeros(1, 2, 1), torch.ones(1, 2, 1))
     with pytest.raises(CourseError, match="weights"):
         newest.mla_attention(torch.randn(1, 2, 8), {}, 1, 2, 2, 2, 2)
+
+
+def test_the_chooser_ranks_the_2024_26_block_on_request():
+    from slmcourse import choose as C
+
+    default = {c.key for c in C.choose()}
+    assert not default & set(catalogue.newest_names())                  # lessons' rankings unchanged
+    ranked = C.choose(task="chat", memory_gib=4.0, precision="Q4_K_M", context=8192, include_rejected=False,
+                      include_newest=True)
+    keys = [c.key for c in ranked]
+    assert {"qwen3-0.6b", "llama-3.2-1b", "gemma-3-1b"} <= set(keys) and "olmoe-1b-7b" not in keys
+    assert ranked[0].params == max(c.params for c in ranked)
+    multi = {c.key for c in C.choose(task="chat", multilingual=True, include_rejected=False, include_newest=True)}
+    assert {"qwen3-0.6b", "smollm3-3b"} <= multi
+    assert C.tasks_of("modernbert-base") == ("embeddings",)

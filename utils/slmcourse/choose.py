@@ -109,6 +109,8 @@ def tasks_of(model: str | ModelCard) -> tuple[str, ...]:
     found = {task for task, pattern in _KEYWORDS.items() if re.search(pattern, text)}
     if card.tuning != "base" and card.family != "encoder":
         found.add("instruction following")
+        if card.era:  # lesson 7's 2024-26 block: post-trained with a multi-turn chat template
+            found.add("chat")
     if card.family == "decoder-only":
         found.add("text generation")
     if card.family == "encoder":
@@ -122,6 +124,14 @@ def tasks_of(model: str | ModelCard) -> tuple[str, ...]:
 MULTILINGUAL = {
     "gemma-3-270m": "Gemma 3 model card: trained on data in over 140 languages",
     "flan-t5-small": "FLAN-T5 model card: instruction-tuned on tasks in many languages, translation included",
+    # lesson 7's 2024-26 block (ranked with choose(..., include_newest=True))
+    "qwen3-0.6b": "Qwen3 model card: supports over 100 languages and dialects",
+    "llama-3.2-1b": "Llama 3.2 model card: officially supports 8 languages (English, German, French, Italian, "
+                    "Portuguese, Hindi, Spanish, Thai)",
+    "smollm3-3b": "SmolLM3 model card: English, French, Spanish, German, Italian and Portuguese",
+    "lfm2-1.2b": "LFM2 model card: English, Arabic, Chinese, French, German, Japanese, Korean and Spanish",
+    "granite-4.0-h-micro": "Granite 4.0 model card: 12 languages, English, German, Spanish, French, Japanese, "
+                           "Portuguese, Arabic, Czech, Italian, Korean, Dutch and Chinese",
 }
 LANGUAGE_NOTES = {
     "falcon-1b": "the source table says 'multilingual', but Falcon-RW-1B was trained on English web data "
@@ -273,7 +283,7 @@ def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
 
 
 def choose(constraints: Constraints | None = None, prefer: str = "quality", include_rejected: bool = True,
-           **kwargs) -> list[Candidate]:
+           include_newest: bool = False, **kwargs) -> list[Candidate]:
     """Rank the catalogue against `constraints` (or keyword arguments of Constraints).
 
     Models meeting every constraint come first. Among them, `prefer="quality"` puts the largest first:
@@ -282,6 +292,7 @@ def choose(constraints: Constraints | None = None, prefer: str = "quality", incl
     cheapest). Rejected models follow unless include_rejected=False: for a chat or instruction task the
     tuned ones before any base model, then those failing fewest checks first - so a base model is never
     ranked first for a chat or instruction task while the catalogue holds a tuned one.
+    `include_newest=True` also ranks lesson 7's 2024-26 block (Qwen3, Llama 3.2, Gemma 3, ...).
     """
     if constraints is None:
         try:
@@ -299,7 +310,7 @@ def choose(constraints: Constraints | None = None, prefer: str = "quality", incl
         wrong_tuning = not tuning_ok(cand.key, constraints.task)
         return (not cand.ok, wrong_tuning, len(cand.failed), sign * cand.params, cand.key)
 
-    ranked = sorted((evaluate(card, constraints) for card in all_cards()), key=order)
+    ranked = sorted((evaluate(card, constraints) for card in all_cards(include_newest=include_newest)), key=order)
     return ranked if include_rejected else [cand for cand in ranked if cand.ok]
 
 
