@@ -119,6 +119,9 @@ def _cards() -> dict[str, ModelCard]:
     for key, entry in raw.items():
         entry = dict(entry)
         entry["corrections"] = tuple(entry.get("corrections", ()))
+        for table in ("config", "scaled_down"):  # TOML has no null: "none" stands for a config field set to None
+            if table in entry:
+                entry[table] = {k: (None if v == "none" else v) for k, v in entry[table].items()}
         cards[key] = ModelCard(key=key, **entry)
         if cards[key].family not in FAMILIES:
             raise ValueError(f"catalogue entry {key}: unknown family {cards[key].family!r}")
@@ -159,7 +162,11 @@ def get(name: str) -> ModelCard:
     for card in _cards().values():
         if wanted in (_norm(card.key), _norm(card.name), _norm(card.hub_id)):
             return card
-    raise CourseError(f"{name!r} is not in the course catalogue. Known models: {', '.join(names())}")
+    from .checks import closest
+
+    near = closest(name, [c.key for c in _cards().values()] + [c.name for c in _cards().values()])
+    hint = f" Did you mean {' or '.join(repr(n) for n in dict.fromkeys(near))}?" if near else ""
+    raise CourseError(f"{name!r} is not in the course catalogue.{hint} Known models: {', '.join(names())}")
 
 
 def find(name: str) -> ModelCard | None:

@@ -17,13 +17,12 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
     The environment variable SLMCOURSE_DEVICE overrides too (e.g. to force the CPU on a GPU machine).
     """
-    choice = (prefer or os.environ.get("SLMCOURSE_DEVICE") or "").lower()
-    if choice:
-        if choice.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError("CUDA was asked for but torch.cuda.is_available() is False on this machine.")
-        if choice == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise RuntimeError("Apple MPS was asked for but is not available on this machine.")
-        return torch.device(choice)
+    from .checks import device as _device
+
+    if prefer is not None:
+        return _device("prefer", prefer)
+    if os.environ.get("SLMCOURSE_DEVICE", "").strip():
+        return _device("SLMCOURSE_DEVICE", os.environ["SLMCOURSE_DEVICE"])
     if torch.cuda.is_available():
         return torch.device("cuda")
     if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():

@@ -5,9 +5,9 @@ class CourseError(ValueError):
     """Bad input to a course function: the message says what was wrong and what to do instead."""
 
 
-class ModelFileError(RuntimeError):
+class ModelFileError(CourseError, RuntimeError):
     """A bundled model file is missing or does not match its SHA-256: it is never used."""
 
 
-class OfflineError(RuntimeError):
+class OfflineError(CourseError, RuntimeError):
     """A Hub model was asked for while the machine cannot reach the Hub."""

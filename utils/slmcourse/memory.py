@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .attention import kv_cache_bytes
 from .catalogue import ModelCard, get
+from . import checks
 from .errors import CourseError
 
 GiB = 1024 ** 3
@@ -79,14 +80,21 @@ DEVICES = {d.name: d for d in (
 
 
 def _check_precision(precision: str) -> float:
-    if precision not in PRECISIONS:
-        raise CourseError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return PRECISIONS[precision]
+    return PRECISIONS[checks.one_of("precision", precision, PRECISIONS)]
+
+
+def _check_sizes(card: ModelCard, seq_len, batch, bytes_per_element) -> None:
+    """Token counts within the model's context, a batch >= 1, bytes per element a positive number."""
+    checks.whole_number("seq_len", seq_len, minimum=0)
+    if seq_len > card.context_length:
+        raise CourseError(f"seq_len={seq_len:,} is beyond {card.name}'s context of {card.context_length:,} tokens")
+    checks.whole_number("batch", batch, minimum=1, maximum=1_000_000)
+    checks.positive_number("bytes_per_element", bytes_per_element, maximum=64)
 
 
 def weights_bytes(n_params: int, precision: str = "fp32") -> int:
     """Bytes to hold `n_params` weights in a format of FORMATS (fp32, bf16, Q8_0, Q4_K_M, ...)."""
-    if not isinstance(n_params, int) or n_params < 0:
+    if not isinstance(n_params, int) or isinstance(n_params, bool) or n_params < 0:
         raise CourseError(f"the number of parameters must be a whole number >= 0, got {n_params!r}")
     return int(n_params * _check_precision(precision))
 
@@ -105,6 +113,7 @@ def model_kv_cache_bytes(name: str | ModelCard, seq_len: int, batch: int = 1,
     keys and values of the `seq_len` encoder tokens.
     """
     card = get(name)
+    _check_sizes(card, seq_len, batch, bytes_per_element)
     if card.family == "encoder":
         return 0
     if card.era:  # lesson 7's 2024-26 block: latent attention, recurrent layers (fixed state), layer mixes
@@ -135,6 +144,9 @@ def activation_bytes(name: str | ModelCard, seq_len: int, batch: int = 1, bytes_
     An estimate for planning, not a measurement (lesson 10 measures).
     """
     card = get(name)
+    _check_sizes(card, seq_len, batch, bytes_per_element)
+    if not isinstance(eager_attention, bool):
+        raise CourseError(f"eager_attention must be True or False, got {eager_attention!r}")
     c = card.config
     hidden = card.hidden_size
     inter = int(c.get("intermediate_size") or c.get("ffn_dim") or c.get("d_ff") or c.get("hidden_dim")
@@ -186,15 +198,13 @@ def fit(model: str | ModelCard, precision: str = "fp16", context: int = 2048, ba
     device, a context longer than the model was built for, a batch below 1, ...).
     """
     card = get(model)
-    _check_precision(precision)                  # refuses an unknown precision with a message
+    precision = _check_precision(precision) and checks.one_of("precision", precision, PRECISIONS)
     # The KV cache is its own control: by default it stays in 16-bit when weights are quantized
     # (the usual practice of llama.cpp and transformers), fp32 when the weights are fp32.
     kv_precision = kv_precision or ("fp32" if precision == "fp32" else "fp16")
-    if kv_precision not in KV_PRECISIONS:
-        raise CourseError(f"unknown KV-cache precision {kv_precision!r}; choose one of {', '.join(KV_PRECISIONS)}")
+    kv_precision = checks.one_of("kv_precision", kv_precision, KV_PRECISIONS, label="KV-cache precision")
     kv_bytes = KV_PRECISIONS[kv_precision]
-    if device not in DEVICES:
-        raise CourseError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    device = checks.one_of("device", device, DEVICES)
     for what, value in (("context", context), ("batch", batch)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise CourseError(f"{what} must be a whole number of at least 1, got {value!r}")

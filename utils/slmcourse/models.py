@@ -17,7 +17,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-from . import catalogue
+from . import catalogue, checks
 from .catalogue import ModelCard, get
 from .errors import CourseError, OfflineError
 from .env import is_online, pick_device
@@ -33,11 +33,13 @@ def make_config(name: str | ModelCard, **overrides: Any) -> transformers.Pretrai
     """The transformers config of a catalogued model (full size), with optional overrides."""
     card = get(name)
     fields = dict(card.config)
+    if overrides:
+        checks.config_overrides(fields["model_type"], overrides, base={**card.config, **card.scaled_down})
     fields.update(overrides)
     model_type = fields.pop("model_type")
     try:
         return AutoConfig.for_model(model_type, **fields)
-    except (TypeError, ValueError) as err:
+    except Exception as err:  # transformers 5's strict validation raises its own error types too
         raise CourseError(f"{card.name}: these hyperparameters do not make a valid config: {err}") from None
 
 
@@ -73,6 +75,9 @@ def scaled_down(name: str | ModelCard, seed: int = 0, **overrides: Any) -> torch
     them (e.g. `scaled_down("smollm2-135m", num_hidden_layers=4)`).
     """
     card = get(name)
+    checks.whole_number("seed", seed, minimum=0)
+    if overrides:
+        checks.config_overrides(card.config["model_type"], overrides, base={**card.config, **card.scaled_down})
     small = dict(card.scaled_down)
     small.update(overrides)
     _check_heads(card, small)
@@ -80,7 +85,7 @@ def scaled_down(name: str | ModelCard, seed: int = 0, **overrides: Any) -> torch
     torch.manual_seed(seed)
     try:
         model = _build(card, config)
-    except (RuntimeError, ValueError, AssertionError) as err:
+    except (RuntimeError, ValueError, AssertionError, TypeError, IndexError, ZeroDivisionError) as err:
         raise CourseError(f"{card.name}: cannot build a scaled-down model with {small}: {err}") from None
     return model.eval()
 
@@ -97,7 +102,12 @@ def _check_heads(card: ModelCard, fields: dict[str, Any]) -> None:
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Number of distinct parameters (tied weights counted once), on any device including `meta`."""
+    """Number of distinct parameters (tied weights counted once), on any device including `meta`.
+
+    A catalogue name is accepted too (its full-size architecture is counted, on `meta`)."""
+    model = checks.model_or_name("model", model)
+    if not isinstance(trainable_only, bool):
+        raise CourseError(f"trainable_only must be True or False, got {trainable_only!r}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -115,6 +125,8 @@ PARTS = ("embeddings", "attention", "mlp", "norms", "head", "other")
 
 def parameter_part(param_name: str) -> str:
     """Which part of the model a parameter belongs to: one of PARTS."""
+    if not isinstance(param_name, str):
+        raise CourseError(f"param_name must be a parameter's name (a string), got {param_name!r}")
     for part, pattern in _PART_RULES:
         if re.search(pattern, param_name):
             return part
@@ -122,7 +134,10 @@ def parameter_part(param_name: str) -> str:
 
 
 def parameter_breakdown(model: torch.nn.Module) -> "OrderedDict[str, int]":
-    """Parameters per part (embeddings, attention, mlp, norms, head, other); tied weights once."""
+    """Parameters per part (embeddings, attention, mlp, norms, head, other); tied weights once.
+
+    A catalogue name is accepted too (its full-size architecture, on `meta`)."""
+    model = checks.model_or_name("model", model)
     counts = OrderedDict((part, 0) for part in PARTS)
     for pname, param in model.named_parameters():
         counts[parameter_part(pname)] += param.numel()
@@ -147,8 +162,15 @@ def load(name_or_hub_id: str, *, device: str | torch.device | None = None,
     """
     from . import bundled  # the loader of the offline models
 
-    card = catalogue.find(name_or_hub_id)
-    target = torch.device(device) if device is not None else pick_device()
+    if not isinstance(name_or_hub_id, (str, ModelCard)):
+        raise CourseError(f"load() needs a catalogue name or a Hub id (a string), got {name_or_hub_id!r}")
+    if isinstance(name_or_hub_id, ModelCard):
+        name_or_hub_id = name_or_hub_id.name
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise CourseError(f"dtype must be a torch dtype such as torch.float32 or None, got {dtype!r}")
+    target = checks.device("device", device) if device is not None else pick_device()  # before any weights load
+    card = catalogue.find(name_or_hub_id.strip())
+    name_or_hub_id = name_or_hub_id.strip()
     if card is not None and card.bundled:
         model, tokenizer = bundled.load_bundled(card, dtype=dtype)
     else:
