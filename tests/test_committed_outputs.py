@@ -118,3 +118,57 @@ def test_budget_records_every_notebook_under_the_memory_limit():
     for path in NOTEBOOKS:
         assert rel(path) in rows, f"course/BUDGET.md has no row for {rel(path)}: run `make bench`"
         assert rows[rel(path)][1] < 2048, f"{rel(path)} peaks at {rows[rel(path)][1]:.0f} MiB, over Binder's 2 GB"
+
+
+# ----------------------------------------------------------------------------------------------
+# 3: measured rates against DEPLOYMENT.md, and the orderings the prose claims
+# ----------------------------------------------------------------------------------------------
+# (notebook, regex whose group 1 is a SmolLM2 rate in tokens/s, DEPLOYMENT.md precision it compares with)
+RATES = [
+    ("course/00_setup.ipynb", r"(\d+) tokens in ([\d.]+) s on", "fp32"),
+    ("course/01_what_is_an_slm.ipynb", r"tokens in [\d.]+ s -> ([\d.]+) tokens/s", "fp32"),
+    ("course/03_tokens_and_generation.ipynb", r"with the KV cache:\s+[\d.]+ s \(([\d.]+) tokens/s\)", "fp32"),
+    ("course/08_compression.ipynb", r"float32 \(as loaded\).*?([\d.]+) tokens/s", "fp32"),
+    ("course/08_compression.ipynb", r"PyTorch dynamic int8.*?([\d.]+) tokens/s", "int8-dynamic"),
+    ("course/10_deployment.ipynb", r"decode\s*: ([\d.]+) tokens/s", "fp32"),
+    ("course/10_deployment.ipynb", r"fp32: decode ([\d.]+) tokens/s", "fp32"),
+    ("course/10_deployment.ipynb", r"bf16: decode ([\d.]+) tokens/s", "bf16"),
+    ("course/10_deployment.ipynb", r"int8: decode ([\d.]+) tokens/s", "int8-dynamic"),
+    ("solutions/energy/energy.ipynb", r"measured: ([\d.]+) tokens/s", "fp32"),
+]
+# (notebook, regex of the faster rate, regex of the slower rate, what the prose claims)
+ORDERINGS = [
+    ("course/03_tokens_and_generation.ipynb", r"with the KV cache:\s+[\d.]+ s \(([\d.]+) tokens/s\)",
+     r"without the KV cache:\s+[\d.]+ s \(([\d.]+) tokens/s\)", "the KV cache makes generation faster"),
+    ("course/08_compression.ipynb", r"PyTorch dynamic int8.*?([\d.]+) tokens/s",
+     r"float32 \(as loaded\).*?([\d.]+) tokens/s", "dynamic int8 decodes faster than float32"),
+    ("course/10_deployment.ipynb", r"int8: decode ([\d.]+) tokens/s", r"fp32: decode ([\d.]+) tokens/s",
+     "dynamic int8 decodes faster than fp32"),
+    ("course/10_deployment.ipynb", r"batch 4: .*throughput ([\d.]+) tokens/s", r"batch 1: .*throughput ([\d.]+) tokens/s",
+     "batching raises throughput"),
+]
+
+
+def rate_in(text: str, pattern: str, path: Path) -> float:
+    m = re.search(pattern, text)
+    assert m, f"{rel(path)}: no output matches {pattern!r} (did the lesson's printed line change?)"
+    if len(m.groups()) == 2:  # "<n> tokens in <s> s"
+        return float(m.group(1)) / float(m.group(2))
+    return float(m.group(1))
+
+
+@pytest.mark.parametrize("notebook, pattern, precision", RATES, ids=[f"{n.split('/')[-1]}:{p}" for n, _, p in RATES])
+def test_measured_rates_agree_with_the_deployment_figures(notebook, pattern, precision):
+    path = ROOT / notebook
+    rate, reference = rate_in(output_text(path), pattern, path), decode_rate(precision)
+    assert reference / RATE_FACTOR <= rate <= reference * RATE_FACTOR, (
+        f"{notebook} shows {rate} tokens/s where course/DEPLOYMENT.md measured {reference} ({precision}) on an "
+        f"idle machine: executed on a busy machine? Re-run `make outputs` on an idle one")
+
+
+@pytest.mark.parametrize("notebook, faster, slower, claim", ORDERINGS, ids=[o[3] for o in ORDERINGS])
+def test_the_orderings_the_prose_claims_hold(notebook, faster, slower, claim):
+    path = ROOT / notebook
+    text = output_text(path)
+    fast, slow = rate_in(text, faster, path), rate_in(text, slower, path)
+    assert fast > slow, f"{notebook} claims {claim}, but its outputs show {fast} vs {slow} tokens/s"
