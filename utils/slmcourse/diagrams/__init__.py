@@ -23,4 +23,5 @@ from .lora import lora_update; __all__.append("lora_update")
 from .prefill_decode import prefill_decode_timeline; __all__.append("prefill_decode_timeline")
 from .decision_flow import decision_flow; __all__.append("decision_flow")
 from .newest import newest_ideas; __all__.append("newest_ideas")
+from .evaluation import evaluation_pipeline; __all__.append("evaluation_pipeline")
 # DIAGRAMS-END
