@@ -257,8 +257,9 @@ MEMORY_FORMATS = ("fp32", "bf16", "Q8_0", "Q5_K_M", "Q4_K_M", "Q4_0", "int4")
 
 def format_label(precision: str) -> str:
     """A format's name as tables print it: ideal lower bounds say so ("int4 (ideal bound)")."""
-    if precision not in FORMATS:
-        raise CourseError(f"unknown precision {precision!r}; choose one of {', '.join(FORMATS)}")
+    from .checks import one_of
+
+    precision = one_of("precision", precision, FORMATS)
     return f"{precision} (ideal bound)" if FORMATS[precision].ideal else precision
 
 

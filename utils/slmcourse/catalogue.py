@@ -101,6 +101,10 @@ class ModelCard:
 
 def attention_kind(heads: int, kv_heads: int) -> str:
     """Name the attention variant from the number of query heads and key/value heads."""
+    from .checks import whole_number
+
+    whole_number("heads", heads, minimum=1, maximum=1_000_000)
+    whole_number("kv_heads", kv_heads, minimum=1, maximum=1_000_000)
     if heads <= 0 or kv_heads <= 0:
         raise CourseError(f"head counts must be positive, got {heads} query heads and {kv_heads} KV heads")
     if heads % kv_heads:
@@ -138,6 +142,10 @@ def _norm(text: str) -> str:
 def names(bundled: bool | None = None, era: str | None = None) -> list[str]:
     """Catalogue keys in file order; `bundled=True` for the offline models only, False for the others;
     `era="2024-26"` for lesson 7's block of newer models only, `era=""` for the original catalogue."""
+    if bundled is not None and not isinstance(bundled, bool):
+        raise CourseError(f"bundled must be True, False or None, got {bundled!r}")
+    if era is not None and not isinstance(era, str):
+        raise CourseError(f"era must be a string such as '2024-26' (or '' or None), got {era!r}")
     return [k for k, c in _cards().items()
             if (bundled is None or c.bundled == bundled) and (era is None or c.era == era)]
 

@@ -178,6 +178,9 @@ class Constraints:
     latency_ms: float | None = None     # decode budget per token on `device` (needs a bench.TARGETS device)
     efficiency: float = 0.5             # share of the bandwidth bound reached (lesson 10 measures it)
 
+    def __post_init__(self) -> None:
+        self.check()  # refuse a bad constraint when it is written, not later inside choose()
+
     def check(self) -> None:
         if self.task is not None and self.task not in TASKS:
             raise CourseError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}")

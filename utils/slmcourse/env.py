@@ -35,6 +35,13 @@ def is_online(host: str = HUB_HOST, port: int = 443, timeout: float = 2.0) -> bo
 
     HF_HUB_OFFLINE=1 (or TRANSFORMERS_OFFLINE=1) makes the answer False without trying.
     """
+    from .checks import positive_number, whole_number
+    from .errors import CourseError
+
+    if not isinstance(host, str) or not host.strip():
+        raise CourseError(f"host must be a host name such as 'huggingface.co', got {host!r}")
+    whole_number("port", port, minimum=1, maximum=65535)
+    timeout = positive_number("timeout", timeout, maximum=600)
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("", "0"):
         return False
     result: list[bool] = []

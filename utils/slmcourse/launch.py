@@ -23,10 +23,20 @@ def _owner_repo() -> str:
 
 def colab_url(notebook: str) -> str:
     """'Open in Colab' address of a notebook given by its path in the repository."""
+    _check_notebook(notebook)
     return f"https://colab.research.google.com/github/{_owner_repo()}/blob/{BRANCH}/{notebook}"
 
 
+def _check_notebook(notebook) -> None:
+    from .errors import CourseError
+
+    if not isinstance(notebook, str) or not notebook.strip().endswith(".ipynb"):
+        raise CourseError(f"notebook must be a notebook's path in the repository such as "
+                          f"'course/00_setup.ipynb', got {notebook!r}")
+
+
 def binder_url(notebook: str = "course/00_setup.ipynb") -> str:
+    _check_notebook(notebook)
     return f"https://mybinder.org/v2/gh/{_owner_repo()}/{BRANCH}?urlpath=lab/tree/{notebook}"
 
 

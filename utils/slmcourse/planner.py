@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from . import checks
 from .catalogue import ModelCard, get
 from .errors import CourseError
 from .memory import FORMATS, GiB, KV_PRECISIONS, PRECISIONS, fit, model_kv_cache_bytes
@@ -59,13 +60,12 @@ def _share(name: str, value) -> float:
 
 
 def _format(precision: str) -> float:
-    if precision not in PRECISIONS:
-        raise CourseError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return PRECISIONS[precision]
+    return PRECISIONS[checks.one_of("precision", precision, PRECISIONS)]
 
 
 def default_kv_precision(precision: str) -> str:
     """The KV cache's precision when none is given: fp32 beside fp32 weights, else fp16 (as memory.fit)."""
+    _format(precision)
     return "fp32" if precision == "fp32" else "fp16"
 
 
@@ -76,6 +76,7 @@ def _kv_format(kv_precision: str) -> float:
 
 
 def _decoder(card: ModelCard) -> ModelCard:
+    card = get(card)  # a catalogue name is accepted; anything else is a CourseError naming the closest models
     if card.family == "encoder":
         raise CourseError(f"{card.name} is an encoder: it does not generate tokens one by one, so a decode speed "
                           f"makes no sense for it (time one forward pass with bench.time_it instead)")
@@ -96,6 +97,7 @@ def flops_per_token(n_params: int) -> int:
 def cached_tokens_per_layer(card: ModelCard, context: int) -> list[int]:
     """Tokens each decoder layer attends over with `context` tokens generated so far (windows respected)."""
     _whole("context", context, 0)
+    card = get(card)
     window = card.sliding_window
     layer_types = card.config.get("layer_types")
     if layer_types:
@@ -106,12 +108,14 @@ def cached_tokens_per_layer(card: ModelCard, context: int) -> list[int]:
 def attention_flops_per_token(card: ModelCard, context: int) -> int:
     """FLOPs of attention for one new token over `context` cached ones: 4 x heads x head size per cached
     token and layer (Q.K scores and the weighted sum of V, 2 FLOPs per multiply-add each)."""
+    card = get(card)
     width = card.heads * card.head_dim
     return int(sum(4 * width * tokens for tokens in cached_tokens_per_layer(_decoder(card), context)))
 
 
 def decode_flops_per_token(card: ModelCard, context: int) -> int:
     """Weights plus attention: FLOPs to decode one token with `context` tokens in the cache."""
+    card = get(card)
     return flops_per_token(card.params) + attention_flops_per_token(card, context)
 
 
@@ -131,6 +135,7 @@ def bytes_per_step(card: ModelCard, precision: str, context: int, batch: int = 1
                    kv_precision: str | None = None) -> int:
     """Bytes read by one decode step of `batch` sequences: the weights once, plus every sequence's cache."""
     _whole("batch", batch, 1)
+    card = get(card)
     kv = kv_precision or default_kv_precision(precision)
     return bytes_per_token(card.params, precision) + batch * kv_bytes_read(card, context, kv)
 
@@ -221,9 +226,7 @@ def get_target(name: str | Target) -> Target:
     """A Target by device name (a Target is passed through)."""
     if isinstance(name, Target):
         return name
-    if name not in TARGETS:
-        raise CourseError(f"unknown target {name!r}; choose one of: {', '.join(TARGETS)}")
-    return TARGETS[name]
+    return TARGETS[checks.one_of("target", name, TARGETS)]
 
 
 @dataclass(frozen=True)
@@ -258,8 +261,7 @@ def get_framework(name: str | Framework) -> Framework:
     """A Framework by name (a Framework is passed through)."""
     if isinstance(name, Framework):
         return name
-    if name not in FRAMEWORKS:
-        raise CourseError(f"unknown framework {name!r}; choose one of: {', '.join(FRAMEWORKS)}")
+    name = checks.one_of("framework", name, FRAMEWORKS)
     return FRAMEWORKS[name]
 
 

@@ -1,0 +1,126 @@
+"""Issue 20: bad input to the public API ends in a CourseError or a correct result - never another exception,
+NaN or a hang. Property-based (hypothesis) over the shared checkers and the pure calculators, plus the
+whole-API sweep of utils/bad_input_report.py (no real model is loaded)."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from slmcourse import CourseError, ModelFileError, OfflineError, checks, memory, planner
+from slmcourse.catalogue import attention_kind
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+anything = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 15, 10 ** 15), st.floats(allow_nan=True),
+                     st.text(max_size=8), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=2), st.integers(), max_size=2))
+
+
+def test_package_errors_are_course_errors():
+    assert issubclass(OfflineError, CourseError) and issubclass(OfflineError, RuntimeError)
+    assert issubclass(ModelFileError, CourseError) and issubclass(ModelFileError, RuntimeError)
+
+
+@SETTINGS
+@given(anything)
+def test_whole_number_refuses_or_returns_an_int_in_range(value):
+    try:
+        out = checks.whole_number("n", value, minimum=1, maximum=100)
+    except CourseError as err:
+        assert "n must" in str(err)
+    else:
+        assert type(out) is int and 1 <= out <= 100 and not isinstance(value, bool)
+
+
+@SETTINGS
+@given(anything)
+def test_positive_number_never_nan(value):
+    try:
+        out = checks.positive_number("x", value)
+    except CourseError:
+        return
+    assert math.isfinite(out) and out > 0
+
+
+@SETTINGS
+@given(anything)
+def test_string_list_never_splits_a_string(value):
+    try:
+        out = checks.string_list("skip", value)
+    except CourseError:
+        return
+    if isinstance(value, str):
+        assert out == [value]
+
+
+def test_one_of_names_the_closest_choice():
+    with pytest.raises(CourseError, match="did you mean 'fp16'"):
+        checks.one_of("precision", "fp61", memory.PRECISIONS)
+    assert checks.one_of("precision", " FP16", memory.PRECISIONS) == "fp16"
+
+
+def test_device_strings():
+    assert str(checks.device("device", " CPU ")) == "cpu"
+    with pytest.raises(CourseError, match="did you mean 'cuda'"):
+        checks.device("device", "gpu")
+
+
+def test_config_overrides_misspelt_key_and_zero_window():
+    from slmcourse import scaled_down
+
+    with pytest.raises(CourseError, match="num_hidden_layers"):
+        scaled_down("smollm2-135m", num_hiden_layers=2)
+    with pytest.raises(CourseError, match="sliding_window"):
+        scaled_down("mistral-7b", sliding_window=0)
+
+
+def test_model_name_where_a_model_is_expected():
+    from slmcourse import count_parameters, full_size, parameter_breakdown
+
+    assert count_parameters("smollm2-135m") == count_parameters(full_size("smollm2-135m"))
+    assert sum(parameter_breakdown("smollm2-135m").values()) == count_parameters("smollm2-135m")
+
+
+@SETTINGS
+@given(anything, anything)
+def test_attention_kind(heads, kv_heads):
+    try:
+        assert attention_kind(heads, kv_heads) in ("MHA", "GQA", "MQA")
+    except CourseError:
+        pass
+
+
+@SETTINGS
+@given(anything, anything)
+def test_kv_cache_bytes_never_negative(seq_len, batch):
+    try:
+        out = memory.model_kv_cache_bytes("smollm2-135m", seq_len, batch)
+    except CourseError:
+        return
+    assert isinstance(out, int) and out >= 0
+
+
+@SETTINGS
+@given(anything, anything)
+def test_planner_rates(n_bytes, bandwidth):
+    try:
+        out = planner.bandwidth_bound_tokens_per_s(n_bytes, bandwidth)
+    except CourseError:
+        return
+    assert math.isfinite(out) and out >= 0
+
+
+def test_whole_api_sweep_has_no_traceback_no_silent_result_no_hang(capsys):
+    spec = importlib.util.spec_from_file_location("bad_input_report", ROOT / "utils" / "bad_input_report.py")
+    report = importlib.util.module_from_spec(spec)
+    sys.modules["bad_input_report"] = report  # dataclasses look their module up there
+    spec.loader.exec_module(report)
+    totals = report.report()
+    assert totals["raw"] == 0 and totals["silent"] == 0 and totals["hang"] == 0, capsys.readouterr().out
+    tried = sum(totals[k] for k in ("clear", "accepted", "silent", "raw", "hang"))
+    assert totals["clear"] / tried >= 0.9
