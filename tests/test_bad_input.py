@@ -124,3 +124,49 @@ def test_whole_api_sweep_has_no_traceback_no_silent_result_no_hang(capsys):
     assert totals["raw"] == 0 and totals["silent"] == 0 and totals["hang"] == 0, capsys.readouterr().out
     tried = sum(totals[k] for k in ("clear", "accepted", "silent", "raw", "hang"))
     assert totals["clear"] / tried >= 0.9
+
+
+# ---- explorers: a bad control value shows a message, a good one clears it; constructors refuse bad arguments
+def test_mask_explorer_message_appears_and_clears():
+    from slmcourse.explorers.masks import mask_explorer
+
+    box = mask_explorer(seq_len=16, window=4)
+    box.controls["window"].value = 40           # longer than the sequence: makes no sense
+    assert "Cannot compute this" in box.result.value
+    box.controls["window"].value = 3            # valid again
+    assert "Cannot compute this" not in box.result.value and "window 3" in box.result.value
+
+
+@pytest.mark.parametrize("kwargs", [{"context": 10 ** 9}, {"precision": "fp61"}, {"model": "no-such-model"},
+                                    {"batch": 0}, {"device": "toaster"}])
+def test_fit_explorer_constructor_refuses_with_a_course_error(kwargs):
+    from slmcourse.explorers.fit import fit_explorer
+
+    with pytest.raises(CourseError):
+        fit_explorer(**kwargs)
+
+
+def test_explorer_constructors_refuse_out_of_range_values():
+    from slmcourse.explorers.masks import mask_explorer
+    from slmcourse.explorers.positions import position_explorer
+
+    with pytest.raises(CourseError, match="seq_len"):
+        mask_explorer(seq_len=10_000)
+    with pytest.raises(CourseError):
+        position_explorer(heads=-3)
+
+
+def test_render_error_of_any_kind_is_shown_not_raised():
+    import ipywidgets as widgets
+
+    from slmcourse.explorers._common import explorer
+
+    def render(x):
+        if x == 0:
+            return "ok", None
+        return 1 / 0, None  # a bug in a render function: still a message on screen, no traceback
+
+    box = explorer({"x": widgets.IntSlider(value=1, min=0, max=2)}, render)
+    assert "Cannot compute this" in box.result.value
+    box.controls["x"].value = 0
+    assert box.result.value == "ok"

@@ -68,8 +68,8 @@ def explorer(controls: dict, render, width: str = "640px") -> widgets.VBox:
     def update(_change=None) -> None:
         try:
             html_text, fig = render(**{name: control.value for name, control in controls.items()})
-        except CourseError as err:
-            result.value = error_html(str(err))
+        except Exception as err:  # noqa: BLE001 - a message on screen, never a traceback in a widget callback
+            result.value = error_html(str(err) if isinstance(err, CourseError) else f"{type(err).__name__}: {err}")
             figure.value = b""
             figure.layout.display = "none"  # an empty image would show as a broken-image icon
             return
@@ -86,3 +86,49 @@ def explorer(controls: dict, render, width: str = "640px") -> widgets.VBox:
     box.controls, box.result, box.figure, box.update = controls, result, figure, update
     update()
     return box
+
+
+def refuses_bad_arguments(build):
+    """Wrap an explorer constructor: a value outside a control's options or range is refused with a
+    CourseError naming the argument and what the control accepts (never traitlets' TraitError, never a
+    silent clamp). Works with ipywidgets 7 and 8: both clamp a slider's value or raise TraitError."""
+    import functools
+    import inspect
+    import numbers
+
+    from ..errors import CourseError
+
+    signature = inspect.signature(build)
+
+    def accepts(control) -> str:
+        if hasattr(control, "options"):
+            labels = getattr(control, "_options_values", None) or control.options
+            return "one of: " + ", ".join(str(v[1] if isinstance(v, tuple) else v) for v in list(labels)[:12])
+        if hasattr(control, "min") and hasattr(control, "max"):
+            return f"a number from {control.min} to {control.max}"
+        return "a valid value"
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise CourseError(f"{build.__name__}: {err}") from None
+        try:
+            box = build(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - traitlets' TraitError, a KeyError from an options table
+            if isinstance(err, CourseError):
+                raise
+            names = ", ".join(f"{k}={v!r}" for k, v in bound.arguments.items() if k != "kwargs")
+            raise CourseError(f"{build.__name__} cannot start with {names}: {err}") from None
+        controls = getattr(box, "controls", {}) or {}
+        for name, given in bound.arguments.items():
+            control = controls.get(name)
+            if control is None or isinstance(given, bool) or not isinstance(given, numbers.Real):
+                continue
+            if control.value != given:  # a slider clamped it
+                raise CourseError(f"{build.__name__}: {name}={given!r} is outside what the control allows "
+                                  f"({accepts(control)})")
+        return box
+
+    return wrapper

@@ -13,7 +13,7 @@ from .. import catalogue
 from ..anatomy import anatomy
 from ..errors import CourseError, OfflineError
 from ..memory import DEVICES
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import error_html, image_widget, show_figure, style_wide, tooltip, refuses_bad_arguments
 
 PART_COLOURS = {"embeddings": "#4c72b0", "attention": "#dd8452", "mlp": "#55a868", "norms": "#8172b3",
                 "head": "#c44e52", "other": "#937860"}
@@ -61,6 +61,7 @@ def plot_breakdown(result, ax=None):
     return ax.figure
 
 
+@refuses_bad_arguments
 def architecture_explorer(model: str = "smollm2-135m", device: str = "Laptop (16 GB RAM)",
                           context: int = 2048) -> widgets.VBox:
     """Build the explorer. The returned VBox has `.controls` (name -> widget), `.result` (HTML), `.figure` (Image) and `.update`."""

@@ -13,7 +13,7 @@ import ipywidgets as widgets
 from .. import catalogue
 from ..choose import DEFAULT_QUANTIZED, LICENCE_NEEDS, PREFERENCES, TASKS, Constraints, choose, ranking_basis
 from ..memory import DEVICES, FORMATS
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip, refuses_bad_arguments
 
 
 def format_options() -> list[tuple[str, str]]:
@@ -37,6 +37,7 @@ def candidates_html(candidates, limit: int = 8) -> str:
             + "".join(rows) + "</table>")
 
 
+@refuses_bad_arguments
 def chooser_explorer(task: str = "chat", device: str = "Laptop (16 GB RAM)", precision: str = DEFAULT_QUANTIZED,
                      context: int = 2048, licence: str = "commercial", multilingual: bool = False,
                      latency_ms: float = 0.0, prefer: str = "quality") -> widgets.VBox:

@@ -114,6 +114,8 @@ def decoding_explorer(model, tokenizer, prompt: str = "Once upon a time, in a sm
             result.value = error_html(str(err))
             figure.value = b""
             return False
+        if result.value.startswith(error_html("")[:40]):
+            result.value = ""  # the input is valid again: the old message goes (issue 20)
         box.stages = stages
         show_figure(figure, plot_stages(stages, tokenizer))
         return True

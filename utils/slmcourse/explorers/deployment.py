@@ -16,7 +16,7 @@ from .. import planner
 from ..choose import LICENCE_NEEDS, TASKS, Constraints, choose
 from ..memory import DEVICES, FORMATS, KV_PRECISIONS, PRECISIONS
 from ..planner import FRAMEWORKS, TARGETS, Measured, Plan, plan_deployment
-from ._common import explorer, style_wide, tooltip, under_grader
+from ._common import explorer, style_wide, tooltip, under_grader, refuses_bad_arguments
 
 
 def generating_models() -> list[str]:
@@ -74,6 +74,7 @@ def _plan_html(plan: Plan) -> str:
             f'{html.escape(plan.summary())}{"<ul>" + notes + "</ul>" if notes else ""}</div>')
 
 
+@refuses_bad_arguments
 def planner_explorer(model: str = "smollm2-135m", target: str = "Raspberry Pi 5 (8 GB)", precision: str = "bf16",
                      latency_budget_ms: float = 100.0, efficiency: float = 0.7, context: int = 2048,
                      batch: int = 1, runtime: str = "eager", kv_precision: str = "fp16") -> widgets.VBox:
@@ -141,6 +142,7 @@ def candidates_html(candidates, limit: int = 8) -> str:
     return ("<table><tr><th>#</th><th>model</th><th>params</th><th>why</th></tr>" + "".join(rows) + "</table>")
 
 
+@refuses_bad_arguments
 def chooser_explorer(task: str = "chat", device: str = "Laptop (16 GB RAM)", precision: str = "bf16",
                      context: int = 2048, licence: str = "commercial", multilingual: bool = False,
                      latency_ms: float = 0.0, prefer: str = "quality") -> widgets.VBox:

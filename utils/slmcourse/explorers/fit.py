@@ -9,7 +9,7 @@ import ipywidgets as widgets
 from .. import catalogue
 from ..memory import DEVICES, FORMATS, KV_PRECISIONS, fit
 from ..plots import plot_fit
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip, refuses_bad_arguments
 
 
 def _format_option(name: str) -> tuple[str, str]:
@@ -18,6 +18,7 @@ def _format_option(name: str) -> tuple[str, str]:
     return label, name
 
 
+@refuses_bad_arguments
 def fit_explorer(model: str = "smollm2-135m", precision: str = "fp16", context: int = 2048, batch: int = 1,
                  device: str = "Laptop (16 GB RAM)", kv_precision: str = "fp16") -> widgets.VBox:
     """Build the explorer. The returned VBox has `.controls` (name -> widget) and `.result` (HTML)."""

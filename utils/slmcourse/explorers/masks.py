@@ -11,7 +11,7 @@ import torch
 
 from ..attention import attended_pairs, causal_mask, receptive_field, receptive_field_size, sliding_window_mask
 from ..errors import CourseError
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip, refuses_bad_arguments
 
 MAX_SEQ = 256
 
@@ -68,6 +68,7 @@ def plot_masks(summary: MaskSummary):
     return fig
 
 
+@refuses_bad_arguments
 def mask_explorer(seq_len: int = 32, window: int = 4, layers: int = 1) -> widgets.VBox:
     """Build the explorer. The returned VBox has `.controls`, `.result` (HTML) and `.figure` (Image)."""
     controls = {

@@ -11,7 +11,7 @@ import torch
 
 from ..attention import alibi_bias, alibi_slopes, causal_mask, rope_frequencies
 from ..errors import CourseError
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, style_wide, tooltip, refuses_bad_arguments
 
 MAX_HEADS, MAX_SEQ = 64, 512
 
@@ -77,6 +77,7 @@ def plot_positions(summary: PositionSummary):
     return fig
 
 
+@refuses_bad_arguments
 def position_explorer(heads: int = 8, seq_len: int = 32, head: int = 0, head_dim: int = 64) -> widgets.VBox:
     """Build the explorer. The returned VBox has `.controls`, `.result` (HTML) and `.figure` (Image)."""
     controls = {
