@@ -234,3 +234,15 @@ def test_precomputed_scores_are_consistent_with_the_items():
     first = scores["runs"][0]
     acc, lo, hi = ev.measured_accuracy(first["model"], first["task"], first["shots"], first["chat"])
     assert lo <= acc <= hi
+
+
+def test_explorer_summary_and_widget():
+    from slmcourse.explorers.evaluation import evaluation_explorer, evaluation_summary
+
+    s = evaluation_summary("sentiment", "ladder-l", 0, False)
+    assert s.n == 200 and s.low <= s.accuracy <= s.high and s.chance == 0.5
+    assert len(s.right) + len(s.wrong) > 0
+    box = evaluation_explorer(task="sentiment", model="ladder-l")
+    assert "ladder-l on sentiment" in box.result.value
+    box.controls["chat"].value = True  # no chat run for the ladder: a message, not a traceback
+    assert "Cannot compute this" in box.result.value
