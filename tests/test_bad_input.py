@@ -170,3 +170,24 @@ def test_render_error_of_any_kind_is_shown_not_raised():
     assert "Cannot compute this" in box.result.value
     box.controls["x"].value = 0
     assert box.result.value == "ok"
+
+
+def test_process_logits_refuses_an_unknown_strategy():
+    import torch
+
+    from slmcourse.generation import process_logits
+
+    with pytest.raises(CourseError, match="unknown strategy"):
+        process_logits(torch.randn(10), strategy="beam")
+
+
+def test_inject_lora_refuses_rank_zero_without_touching_the_model():
+    from slmcourse import scaled_down
+    from slmcourse.lora import inject_lora
+
+    model = scaled_down("smollm2-135m")
+    before = [p.requires_grad for p in model.parameters()]
+    for bad in ({"r": 0}, {"alpha": float("nan")}, {"dropout": 1.0}):
+        with pytest.raises(CourseError):
+            inject_lora(model, **bad)
+        assert [p.requires_grad for p in model.parameters()] == before

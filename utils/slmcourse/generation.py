@@ -168,6 +168,8 @@ def process_logits(logits: torch.Tensor, previous_ids: Iterable[int] | torch.Ten
                    repetition_penalty: float = 1.0) -> torch.Tensor:
     """The scores the next token is chosen from. Greedy uses only the repetition penalty (as
     `transformers` does: temperature, top-k and top-p cannot change which token is the most likely)."""
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        check_settings(strategy)  # an unknown strategy is refused, never silently greedy (issue 20)
     scores = apply_repetition_penalty(logits, previous_ids, repetition_penalty)
     if strategy == "sample":
         scores = top_p_filter(top_k_filter(apply_temperature(scores, temperature), top_k), top_p)

@@ -130,7 +130,17 @@ def inject_lora(model: nn.Module, target_modules: Sequence[str] = ("q_proj", "v_
 
     Returns the full names of the wrapped layers. The model is changed in place.
     """
+    if not isinstance(model, nn.Module):
+        raise CourseError(f"inject_lora needs a model (a torch.nn.Module), got {type(model).__name__}")
     found = _matching(model, target_modules)
+    # Check everything BEFORE changing the model: a refused call leaves it exactly as it was (issue 20).
+    for _name, module in found:
+        _check_rank(r, module.in_features, module.out_features)
+    from .checks import fraction, positive_number, whole_number
+
+    positive_number("alpha", alpha)
+    fraction("dropout", dropout, include_high=False)
+    whole_number("seed", seed, minimum=0)
     for p in model.parameters():
         p.requires_grad_(False)
     torch.manual_seed(seed)
