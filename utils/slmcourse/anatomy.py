@@ -405,6 +405,10 @@ class Anatomy:
 def anatomy(name_or_hub_id: str, context: int = 2048, device: str = "Laptop (16 GB RAM)",
             max_depth: int = 4) -> Anatomy:
     """Config summary, block structure, parameter breakdown and memory needs of one model."""
+    from .checks import whole_number
+
+    whole_number("max_depth", max_depth, minimum=0, maximum=64)
+    whole_number("context", context, minimum=1)
     model, card = build(name_or_hub_id)
     memory = memory_rows(card, context, device) if card is not None else memory_rows(count_parameters(model))
     return Anatomy(name=card.name if card else name_or_hub_id.strip(), summary=config_summary(model, card),

@@ -106,8 +106,8 @@ def string_list(name: str, value: Any, allow_empty: bool = True) -> list[str]:
         raise CourseError(f"{name} must be a list of strings, got {_given(value)}")
     items = list(value)
     for item in items:
-        if not isinstance(item, str):
-            raise CourseError(f"{name} must contain only strings, got {_given(item)} in it")
+        if not isinstance(item, str) or not item.strip():
+            raise CourseError(f"{name} must contain only non-empty strings, got {_given(item)} in it")
     if not items and not allow_empty:
         raise CourseError(f"{name} must not be empty")
     return items

@@ -201,7 +201,8 @@ def fit(model: str | ModelCard, precision: str = "fp16", context: int = 2048, ba
     precision = _check_precision(precision) and checks.one_of("precision", precision, PRECISIONS)
     # The KV cache is its own control: by default it stays in 16-bit when weights are quantized
     # (the usual practice of llama.cpp and transformers), fp32 when the weights are fp32.
-    kv_precision = kv_precision or ("fp32" if precision == "fp32" else "fp16")
+    if kv_precision is None:
+        kv_precision = "fp32" if precision == "fp32" else "fp16"
     kv_precision = checks.one_of("kv_precision", kv_precision, KV_PRECISIONS, label="KV-cache precision")
     kv_bytes = KV_PRECISIONS[kv_precision]
     device = checks.one_of("device", device, DEVICES)
