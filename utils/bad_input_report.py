@@ -54,7 +54,8 @@ def _sane(value, depth: int = 0) -> bool:
         import torch
 
         if isinstance(value, torch.Tensor) and value.is_floating_point():
-            return bool(torch.isfinite(value).all())
+            # -inf is how a filter masks a token out; NaN, +inf or everything masked is wrong
+            return not bool(torch.isnan(value).any() or torch.isposinf(value).any() or torch.isneginf(value).all())
     except ImportError:
         pass
     for attr in ("total", "weights", "kv_cache", "tokens_per_s", "memory_needed"):
@@ -135,6 +136,21 @@ def cases() -> list[Case]:
         Case("checks.tensor", checks.tensor, {"name": "x", "value": [[1.0, 2.0]], "ndim": 2}, skip=("name", "ndim")),
         Case("checks.finite_tensor", checks.finite_tensor, {"name": "x", "value": [1.0, 2.0]}, skip=("name",)),
         Case("checks.device", checks.device, {"name": "device", "value": "cpu"}, skip=("name",)),
+    ]
+    import torch
+
+    from slmcourse import generation, perplexity
+
+    tiny = models.scaled_down("smollm2-135m")
+    out += [
+        Case("generation.process_logits", generation.process_logits,
+             {"logits": torch.randn(32), "strategy": "sample", "temperature": 1.0, "top_k": 5, "top_p": 0.9,
+              "repetition_penalty": 1.0}),
+        Case("generation.check_settings", generation.check_settings,
+             {"strategy": "sample", "temperature": 1.0, "top_k": 5, "top_p": 0.9, "repetition_penalty": 1.0,
+              "max_new_tokens": 8}),
+        Case("perplexity.perplexity (scaled-down model)", perplexity.perplexity,
+             {"model": tiny, "ids": torch.randint(0, 100, (1, 40)), "context": 16, "stride": 8}),
     ]
     if hasattr(planner, "get_target"):
         try:
