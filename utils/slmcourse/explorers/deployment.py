@@ -13,8 +13,7 @@ import matplotlib.pyplot as plt
 
 from .. import catalogue
 from .. import planner
-from ..choose import LICENCE_NEEDS, TASKS, Constraints, choose
-from ..memory import DEVICES, FORMATS, KV_PRECISIONS, PRECISIONS
+from ..memory import FORMATS, KV_PRECISIONS
 from ..planner import FRAMEWORKS, TARGETS, Measured, Plan, plan_deployment
 from ._common import explorer, style_wide, tooltip, under_grader, refuses_bad_arguments
 
@@ -127,48 +126,5 @@ def show_planner(**kwargs) -> widgets.VBox | None:
     return box
 
 
-# ---------------------------------------------------------------------------------------------
-# Lesson 11: the chooser
-# ---------------------------------------------------------------------------------------------
-def candidates_html(candidates, limit: int = 8) -> str:
-    """An HTML table of ranked candidates: a tick or a cross per reason."""
-    rows = []
-    for i, cand in enumerate(candidates[:limit], 1):
-        reasons = "<br>".join(("✔ " if r.startswith("+") else "✘ " if r.startswith("-") else "· ")
-                              + html.escape(r[2:]) for r in cand.reasons)
-        colour = "#1e8449" if cand.ok else "#c0392b"
-        rows.append(f'<tr><td>{i}</td><td style="color:{colour}"><b>{html.escape(cand.name)}</b></td>'
-                    f"<td>{cand.params / 1e6:,.0f}M</td><td style='text-align:left'>{reasons}</td></tr>")
-    return ("<table><tr><th>#</th><th>model</th><th>params</th><th>why</th></tr>" + "".join(rows) + "</table>")
-
-
-@refuses_bad_arguments
-def chooser_explorer(task: str = "chat", device: str = "Laptop (16 GB RAM)", precision: str = "bf16",
-                     context: int = 2048, licence: str = "commercial", multilingual: bool = False,
-                     latency_ms: float = 0.0, prefer: str = "quality") -> widgets.VBox:
-    """Constraints in, ranked candidates out. latency_ms = 0 switches the latency check off."""
-    controls = {
-        "task": widgets.Dropdown(options=list(TASKS), value=task, description="Task", style=style_wide()),
-        "device": widgets.Dropdown(options=list(DEVICES), value=device, description="Device", style=style_wide()),
-        "precision": widgets.ToggleButtons(options=list(PRECISIONS), value=precision, description="Precision",
-                                           style=style_wide()),
-        "context": widgets.IntText(value=context, description="Context (tokens)", style=style_wide()),
-        "licence": widgets.ToggleButtons(options=list(LICENCE_NEEDS), value=licence, description="Licence",
-                                         style=style_wide()),
-        "multilingual": widgets.Checkbox(value=multilingual, description="Needs languages other than English"),
-        "latency_ms": widgets.FloatText(value=latency_ms, description="Budget (ms/token, 0 = none)",
-                                        style=style_wide()),
-        "prefer": widgets.ToggleButtons(options=["quality", "efficiency"], value=prefer, description="Prefer",
-                                        style=style_wide()),
-    }
-    tooltip(controls["licence"], "commercial: allows commercial use (possibly with terms); permissive: MIT/Apache only")
-    tooltip(controls["prefer"], "quality: the largest model that meets everything first; efficiency: the smallest")
-    def render(task, device, precision, context, licence, multilingual, latency_ms, prefer):
-        cands = choose(Constraints(task=task, device=device, precision=precision, context=context, licence=licence,
-                                   multilingual=multilingual, latency_ms=latency_ms or None), prefer=prefer)
-        n_ok = sum(c.ok for c in cands)
-        head = (f"<b>{n_ok} model{'s' if n_ok != 1 else ''} meet{'s' if n_ok == 1 else ''} every constraint</b>"
-                if n_ok else "<b>No model meets every constraint</b>: the closest ones first")
-        return f"<div style='font-size:13px'>{head}{candidates_html(cands)}</div>", None
-
-    return explorer(controls, render)
+# Lesson 11's chooser lives in its own module; these names stay importable from here.
+from .chooser import candidates_html, chooser_explorer  # noqa: E402,F401
