@@ -27,11 +27,11 @@ bare "int8"/"int4" remain only as labelled ideal lower bounds.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from . import checks
 from .catalogue import ModelCard, get
+from .checks import positive_number, whole_number
 from .errors import CourseError
 from .memory import FORMATS, GiB, KV_PRECISIONS, PRECISIONS, fit, model_kv_cache_bytes
 
@@ -41,16 +41,10 @@ from .memory import FORMATS, GiB, KV_PRECISIONS, PRECISIONS, fit, model_kv_cache
 
 
 def _whole(name: str, value, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise CourseError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
-    return value
+    return whole_number(name, value, minimum)
 
 
-def _positive(name: str, value, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise CourseError(f"{name} must be a number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
+_positive = positive_number  # (name, value, allow_zero=False): the package's shared checker
 
 
 def _share(name: str, value) -> float:
