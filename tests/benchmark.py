@@ -4,7 +4,7 @@ Prints, and writes to course/BUDGET.md (beside the lessons, linked from the READ
 - every lesson notebook's and assignment solution's execution wall time and the kernel's peak memory
   (targets: < 2 GB, mybinder.org);
 - the cold load (conversion from GGUF into an empty cache) and warm load of each bundled model (target warm < 5 s);
-- then runs utils/deployment_figures.py (lesson 10's figures) when it exists.
+- then runs utils/deployment_figures.py (lesson 12's figures) when it exists.
 Figures, not assertions: a slower machine is reported, not failed.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwritten: {OUT / 'BUDGET.md'}")
     figures = ROOT / "utils" / "deployment_figures.py"
     if figures.exists():
-        print("\nDeployment figures (lesson 10):", flush=True)
+        print("\nDeployment figures (lesson 12):", flush=True)
         subprocess.run([sys.executable, str(figures)], check=True)
     return 0
 

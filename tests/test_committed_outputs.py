@@ -128,23 +128,23 @@ RATES = [
     ("course/00_setup.ipynb", r"(\d+) tokens in ([\d.]+) s on", "fp32"),
     ("course/01_what_is_an_slm.ipynb", r"tokens in [\d.]+ s -> ([\d.]+) tokens/s", "fp32"),
     ("course/03_tokens_and_generation.ipynb", r"with the KV cache:\s+[\d.]+ s \(([\d.]+) tokens/s\)", "fp32"),
-    ("course/08_compression.ipynb", r"float32 \(as loaded\).*?([\d.]+) tokens/s", "fp32"),
-    ("course/08_compression.ipynb", r"PyTorch dynamic int8.*?([\d.]+) tokens/s", "int8-dynamic"),
-    ("course/10_deployment.ipynb", r"decode\s*: ([\d.]+) tokens/s", "fp32"),
-    ("course/10_deployment.ipynb", r"fp32: decode ([\d.]+) tokens/s", "fp32"),
-    ("course/10_deployment.ipynb", r"bf16: decode ([\d.]+) tokens/s", "bf16"),
-    ("course/10_deployment.ipynb", r"int8: decode ([\d.]+) tokens/s", "int8-dynamic"),
+    ("course/09_compression.ipynb", r"float32 \(as loaded\).*?([\d.]+) tokens/s", "fp32"),
+    ("course/09_compression.ipynb", r"PyTorch dynamic int8.*?([\d.]+) tokens/s", "int8-dynamic"),
+    ("course/12_deployment.ipynb", r"decode\s*: ([\d.]+) tokens/s", "fp32"),
+    ("course/12_deployment.ipynb", r"fp32: decode ([\d.]+) tokens/s", "fp32"),
+    ("course/12_deployment.ipynb", r"bf16: decode ([\d.]+) tokens/s", "bf16"),
+    ("course/12_deployment.ipynb", r"int8: decode ([\d.]+) tokens/s", "int8-dynamic"),
     ("solutions/energy/energy.ipynb", r"measured: ([\d.]+) tokens/s", "fp32"),
 ]
 # (notebook, regex of the faster rate, regex of the slower rate, what the prose claims)
 ORDERINGS = [
     ("course/03_tokens_and_generation.ipynb", r"with the KV cache:\s+[\d.]+ s \(([\d.]+) tokens/s\)",
      r"without the KV cache:\s+[\d.]+ s \(([\d.]+) tokens/s\)", "the KV cache makes generation faster"),
-    ("course/08_compression.ipynb", r"PyTorch dynamic int8.*?([\d.]+) tokens/s",
+    ("course/09_compression.ipynb", r"PyTorch dynamic int8.*?([\d.]+) tokens/s",
      r"float32 \(as loaded\).*?([\d.]+) tokens/s", "dynamic int8 decodes faster than float32"),
-    ("course/10_deployment.ipynb", r"int8: decode ([\d.]+) tokens/s", r"fp32: decode ([\d.]+) tokens/s",
+    ("course/12_deployment.ipynb", r"int8: decode ([\d.]+) tokens/s", r"fp32: decode ([\d.]+) tokens/s",
      "dynamic int8 decodes faster than fp32"),
-    ("course/10_deployment.ipynb", r"batch 4: .*throughput ([\d.]+) tokens/s", r"batch 1: .*throughput ([\d.]+) tokens/s",
+    ("course/12_deployment.ipynb", r"batch 4: .*throughput ([\d.]+) tokens/s", r"batch 1: .*throughput ([\d.]+) tokens/s",
      "batching raises throughput"),
 ]
 

@@ -1,4 +1,4 @@
-"""Lesson 7's helpers: soft targets, the Hinton loss (checked against a direct computation), sparse
+"""Lesson 8's helpers: soft targets, the Hinton loss (checked against a direct computation), sparse
 teacher targets, the DistilBERT student initialisation, Spearman, the training toolkit, the explorer."""
 import math
 

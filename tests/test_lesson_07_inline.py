@@ -1,78 +1,54 @@
-"""Lesson 7 builds the distillation loss and the top-k + "rest" soft targets inline; they must stay equal to
-slmcourse.distill (and to PyTorch), so editing either side alone fails here."""
+"""Lesson 7 (newest architectures): the notebook's inline definitions agree with slmcourse.newest."""
 import pytest
 import torch
-import torch.nn.functional as F
 
-from slmcourse import distill
+from slmcourse import newest
 from notebook_defs import notebook_definitions
 
-NB = "course/07_distillation.ipynb"
+NAMES = ["route_top_k", "moe_block", "load_balancing_loss", "rope_pairs", "mla_attention", "gated_delta_rule"]
+DEFS = notebook_definitions("course/07_newest_architectures.ipynb", NAMES)
 
 
-@pytest.fixture(scope="module")
-def defs():
-    return notebook_definitions(NB, ["hinton_loss", "topk_rest", "topk_rest_kl"])
+def test_every_inline_definition_is_found():
+    assert set(NAMES) <= set(DEFS)
 
 
-def _logits(seed, shape, scale=1.0):
+@pytest.mark.parametrize("seed,experts,k,normalize", [(0, 8, 2, True), (1, 16, 4, False), (2, 4, 1, True)])
+def test_moe_router_block_and_loss(seed, experts, k, normalize):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g) * scale
+    x = torch.randn(3, 5, 16, generator=g)
+    router, gate_up, down = torch.randn(experts, 16, generator=g), torch.randn(experts, 24, 16, generator=g), \
+        torch.randn(experts, 16, 12, generator=g)
+    for a, b in zip(DEFS["route_top_k"](x.reshape(-1, 16), router, k, normalize),
+                    newest.route_top_k(x.reshape(-1, 16), router, k, normalize)):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(DEFS["moe_block"](x, router, gate_up, down, k, normalize),
+                               newest.moe_block(x, router, gate_up, down, k, normalize))
+    logits = torch.randn(40, experts, generator=g)
+    torch.testing.assert_close(DEFS["load_balancing_loss"](logits, k), newest.load_balancing_loss(logits, k))
 
 
-@pytest.mark.parametrize("seed,shape,T,alpha", [(0, (4, 6, 50), 2.0, 0.5), (1, (3, 17), 1.0, 0.3),
-                                                (2, (2, 5, 101), 4.0, 0.9), (3, (1, 1, 7), 0.5, 1.0),
-                                                (4, (8, 33), 3.0, 0.0)])
-def test_hinton_loss_matches_package_and_torch(defs, seed, shape, T, alpha):
-    s, t = _logits(seed, shape), _logits(seed + 100, shape, 3.0)
+@pytest.mark.parametrize("seed,t,heads,rank,nope,rope,vdim", [(0, 5, 2, 8, 4, 4, 6), (1, 11, 4, 16, 8, 2, 8)])
+def test_mla_and_rope(seed, t, heads, rank, nope, rope, vdim):
     g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, shape[-1], shape[:-1], generator=g)
-    ours = defs["hinton_loss"](s, t, labels, T, alpha)
-    package = distill.distillation_loss(s, t, labels, temperature=T, alpha=alpha)
-    kl = F.kl_div(F.log_softmax(s / T, -1).reshape(-1, shape[-1]), F.log_softmax(t / T, -1).reshape(-1, shape[-1]),
-                  log_target=True, reduction="batchmean")
-    torch_ref = alpha * T * T * kl + (1 - alpha) * F.cross_entropy(s.reshape(-1, shape[-1]), labels.reshape(-1))
-    torch.testing.assert_close(ours, package, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(ours, torch_ref, rtol=1e-5, atol=1e-6)
+    hidden = 32
+    w = {"q": torch.randn(heads * (nope + rope), hidden, generator=g) * 0.2,
+         "kv_a": torch.randn(rank + rope, hidden, generator=g) * 0.2,
+         "kv_norm": torch.rand(rank, generator=g) + 0.5,
+         "kv_b": torch.randn(heads * (nope + vdim), rank, generator=g) * 0.2,
+         "o": torch.randn(hidden, heads * vdim, generator=g) * 0.2}
+    x = torch.randn(2, t, hidden, generator=g)
+    torch.testing.assert_close(DEFS["mla_attention"](x, w, heads, rank, nope, rope, vdim, 500.0),
+                               newest.mla_attention(x, w, heads, rank, nope, rope, vdim, 500.0))
+    y = torch.randn(2, 3, t, 8, generator=g)
+    torch.testing.assert_close(DEFS["rope_pairs"](y, torch.arange(t), 100.0), newest.rope_interleaved(y, torch.arange(t), 100.0))
 
 
-@pytest.mark.parametrize("seed,shape,k,T", [(0, (4, 6, 50), 8, 2.0), (1, (3, 40), 1, 1.0), (2, (2, 3, 200), 32, 2.0),
-                                            (3, (5, 12), 11, 0.7), (4, (2, 2, 64), 64, 3.0)])
-def test_topk_rest_matches_package(defs, seed, shape, k, T):
-    t = _logits(seed, shape, 4.0)
-    buckets, ids = defs["topk_rest"](t, k, T)
-    sparse = distill.teacher_topk(t, k, T)
-    assert buckets.shape == (*shape[:-1], k + 1)
-    assert torch.equal(ids, sparse.indices)
-    torch.testing.assert_close(buckets, sparse.buckets(), rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(buckets.sum(-1), torch.ones(shape[:-1]), rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("seed,shape,k,T", [(0, (4, 6, 50), 8, 2.0), (1, (3, 40), 1, 1.0), (2, (2, 3, 200), 32, 2.0),
-                                            (3, (5, 12), 11, 0.7)])
-def test_topk_rest_kl_matches_package_and_lumped_torch_kl(defs, seed, shape, k, T):
-    s, t = _logits(seed, shape), _logits(seed + 50, shape, 3.0)
-    buckets, ids = defs["topk_rest"](t, k, T)
-    ours = defs["topk_rest_kl"](s, buckets, ids, T)
-    package = distill.topk_rest_kl(s, distill.teacher_topk(t, k, T))
-    torch.testing.assert_close(ours, package, rtol=1e-4, atol=1e-6)
-    outside = torch.ones_like(t, dtype=torch.bool).scatter(-1, ids, False)
-    p, q = torch.softmax(t / T, -1), torch.softmax(s / T, -1)
-    lump = lambda x: torch.cat([x.gather(-1, ids), (x * outside).sum(-1, keepdim=True)], -1).reshape(-1, k + 1)
-    ref = F.kl_div(lump(q).log(), lump(p), reduction="batchmean")
-    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
-
-
-def test_topk_rest_kl_with_the_whole_vocabulary_is_the_full_kl(defs):
-    s, t = _logits(7, (3, 4, 30)), _logits(8, (3, 4, 30), 2.0)
-    buckets, ids = defs["topk_rest"](t, 30, 2.0)
-    full = F.kl_div(F.log_softmax(s / 2, -1).reshape(-1, 30), F.log_softmax(t / 2, -1).reshape(-1, 30),
-                    log_target=True, reduction="batchmean")
-    torch.testing.assert_close(defs["topk_rest_kl"](s, buckets, ids, 2.0), full, rtol=1e-4, atol=1e-5)
-
-
-def test_package_sparse_loss_is_t_squared_times_topk_rest_kl():
-    s, t = _logits(9, (2, 5, 40)), _logits(10, (2, 5, 40), 3.0)
-    sparse = distill.teacher_topk(t, 6, 2.0)
-    loss = distill.distillation_loss(s, sparse, None, alpha=1.0)
-    torch.testing.assert_close(loss, 4.0 * distill.topk_rest_kl(s, sparse))
+@pytest.mark.parametrize("seed,t,h,dk,dv", [(0, 7, 2, 8, 4), (1, 13, 3, 4, 6)])
+def test_gated_delta_rule(seed, t, h, dk, dv):
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = torch.randn(2, t, h, dk, generator=g), torch.randn(2, t, h, dk, generator=g), torch.randn(2, t, h, dv, generator=g)
+    k = torch.nn.functional.normalize(k, dim=-1)
+    decay, beta = -torch.rand(2, t, h, generator=g), torch.rand(2, t, h, generator=g)
+    for a, b in zip(DEFS["gated_delta_rule"](q, k, v, decay, beta), newest.gated_delta_rule(q, k, v, decay, beta)):
+        torch.testing.assert_close(a, b)

@@ -1,104 +1,78 @@
-"""Lesson 8 builds its quantizers, the Wanda score and MLP channel surgery inline; they must stay equal to
-slmcourse.quant (the validated copy the lesson, the explorer and the compression assignment use)."""
-import copy
-
+"""Lesson 8 builds the distillation loss and the top-k + "rest" soft targets inline; they must stay equal to
+slmcourse.distill (and to PyTorch), so editing either side alone fails here."""
 import pytest
 import torch
-from torch import nn
+import torch.nn.functional as F
 
+from slmcourse import distill
 from notebook_defs import notebook_definitions
-from slmcourse import quant as Q
 
-NOTEBOOK = "course/08_compression.ipynb"
-NAMES = ["absmax_quantize", "absmax_dequantize", "zeropoint_quantize", "zeropoint_dequantize",
-         "input_norms", "wanda_score", "wanda_prune", "channel_scores", "keep_channels", "cut_channels"]
+NB = "course/08_distillation.ipynb"
 
 
 @pytest.fixture(scope="module")
-def nb():
-    return notebook_definitions(NOTEBOOK, NAMES)
+def defs():
+    return notebook_definitions(NB, ["hinton_loss", "topk_rest", "topk_rest_kl"])
 
 
-def _matrix(seed, shape, outlier=True):
+def _logits(seed, shape, scale=1.0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(*shape, generator=g) * 0.02
-    if outlier:
-        x.view(-1)[seed % x.numel()] = 0.5
-    return x
+    return torch.randn(*shape, generator=g) * scale
 
 
-@pytest.mark.parametrize("seed,shape", [(0, (8, 64)), (1, (3, 96)), (2, (16, 32)), (3, (1, 192))])
-@pytest.mark.parametrize("bits", [2, 4, 8])
-@pytest.mark.parametrize("group", [None, "row", 32])
-def test_quantizers_match_the_package(nb, seed, shape, bits, group):
-    x = _matrix(seed, shape)
-    size = shape[-1] if group == "row" else group
-    codes, scale = nb["absmax_quantize"](x, bits, size)
-    qt = Q.quantize(x, bits=bits, scheme="absmax", group_size=group)
-    assert torch.equal(codes, qt.codes.float()) and torch.equal(scale, qt.scale)
-    assert torch.equal(nb["absmax_dequantize"](codes, scale, x.shape), Q.dequantize(qt))
-
-    codes, scale, zero = nb["zeropoint_quantize"](x, bits, size)
-    qt = Q.quantize(x, bits=bits, scheme="zeropoint", group_size=group)
-    assert torch.equal(codes, qt.codes.float()) and torch.equal(scale, qt.scale)
-    assert torch.equal(zero, qt.zero.float())
-    assert torch.equal(nb["zeropoint_dequantize"](codes, scale, zero, x.shape), Q.dequantize(qt))
-
-
-def test_quantizers_keep_an_all_zero_group_exact(nb):
-    x = torch.zeros(2, 32)
-    x[1] = torch.linspace(-1, 1, 32)
-    codes, scale = nb["absmax_quantize"](x, 4, 32)
-    assert torch.equal(nb["absmax_dequantize"](codes, scale, x.shape)[0], torch.zeros(32))
-    assert torch.equal(nb["absmax_dequantize"](codes, scale, x.shape), Q.round_trip(x, bits=4, group_size=32))
-
-
-@pytest.mark.parametrize("seed,shape,amount", [(0, (16, 64), 0.5), (1, (8, 96), 0.3), (2, (32, 32), 0.1)])
-def test_wanda_matches_the_package(nb, seed, shape, amount):
+@pytest.mark.parametrize("seed,shape,T,alpha", [(0, (4, 6, 50), 2.0, 0.5), (1, (3, 17), 1.0, 0.3),
+                                                (2, (2, 5, 101), 4.0, 0.9), (3, (1, 1, 7), 0.5, 1.0),
+                                                (4, (8, 33), 3.0, 0.0)])
+def test_hinton_loss_matches_package_and_torch(defs, seed, shape, T, alpha):
+    s, t = _logits(seed, shape), _logits(seed + 100, shape, 3.0)
     g = torch.Generator().manual_seed(seed)
-    w = torch.randn(*shape, generator=g)
-    x = torch.randn(5, 7, shape[1], generator=g) * torch.rand(shape[1], generator=g) * 3
-    norm = nb["input_norms"](x)
-    assert torch.allclose(norm, x.reshape(-1, shape[1]).norm(dim=0))
-    assert torch.equal(nb["wanda_score"](w, norm), Q.wanda_score(w, norm))
-    pruned = nb["wanda_prune"](w, norm, amount)
-    assert torch.equal(pruned != 0, Q.wanda_mask(w, norm, amount))
-    linear = nn.Linear(shape[1], shape[0], bias=False)
-    with torch.no_grad():
-        linear.weight.copy_(w)
-    Q.magnitude_prune(nn.Sequential(linear), amount, skip=(), input_norms={"0": norm})
-    assert torch.equal(pruned, linear.weight.detach())
+    labels = torch.randint(0, shape[-1], shape[:-1], generator=g)
+    ours = defs["hinton_loss"](s, t, labels, T, alpha)
+    package = distill.distillation_loss(s, t, labels, temperature=T, alpha=alpha)
+    kl = F.kl_div(F.log_softmax(s / T, -1).reshape(-1, shape[-1]), F.log_softmax(t / T, -1).reshape(-1, shape[-1]),
+                  log_target=True, reduction="batchmean")
+    torch_ref = alpha * T * T * kl + (1 - alpha) * F.cross_entropy(s.reshape(-1, shape[-1]), labels.reshape(-1))
+    torch.testing.assert_close(ours, package, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours, torch_ref, rtol=1e-5, atol=1e-6)
 
 
-class GatedMLP(nn.Module):
-    def __init__(self, d, h, seed):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.gate_proj = nn.Linear(d, h, bias=False)
-        self.up_proj = nn.Linear(d, h, bias=False)
-        self.down_proj = nn.Linear(h, d, bias=False)
+@pytest.mark.parametrize("seed,shape,k,T", [(0, (4, 6, 50), 8, 2.0), (1, (3, 40), 1, 1.0), (2, (2, 3, 200), 32, 2.0),
+                                            (3, (5, 12), 11, 0.7), (4, (2, 2, 64), 64, 3.0)])
+def test_topk_rest_matches_package(defs, seed, shape, k, T):
+    t = _logits(seed, shape, 4.0)
+    buckets, ids = defs["topk_rest"](t, k, T)
+    sparse = distill.teacher_topk(t, k, T)
+    assert buckets.shape == (*shape[:-1], k + 1)
+    assert torch.equal(ids, sparse.indices)
+    torch.testing.assert_close(buckets, sparse.buckets(), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(buckets.sum(-1), torch.ones(shape[:-1]), rtol=0, atol=1e-5)
 
-    def forward(self, x):
-        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+@pytest.mark.parametrize("seed,shape,k,T", [(0, (4, 6, 50), 8, 2.0), (1, (3, 40), 1, 1.0), (2, (2, 3, 200), 32, 2.0),
+                                            (3, (5, 12), 11, 0.7)])
+def test_topk_rest_kl_matches_package_and_lumped_torch_kl(defs, seed, shape, k, T):
+    s, t = _logits(seed, shape), _logits(seed + 50, shape, 3.0)
+    buckets, ids = defs["topk_rest"](t, k, T)
+    ours = defs["topk_rest_kl"](s, buckets, ids, T)
+    package = distill.topk_rest_kl(s, distill.teacher_topk(t, k, T))
+    torch.testing.assert_close(ours, package, rtol=1e-4, atol=1e-6)
+    outside = torch.ones_like(t, dtype=torch.bool).scatter(-1, ids, False)
+    p, q = torch.softmax(t / T, -1), torch.softmax(s / T, -1)
+    lump = lambda x: torch.cat([x.gather(-1, ids), (x * outside).sum(-1, keepdim=True)], -1).reshape(-1, k + 1)
+    ref = F.kl_div(lump(q).log(), lump(p), reduction="batchmean")
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("d,h,seed,amount", [(16, 32, 0, 0.25), (24, 48, 1, 0.1), (8, 64, 2, 0.5)])
-@pytest.mark.parametrize("with_activation", [False, True])
-def test_channel_surgery_matches_the_package(nb, d, h, seed, amount, with_activation):
-    mlp = GatedMLP(d, h, seed)
-    activation = torch.rand(h) * 5 if with_activation else None
-    with torch.no_grad():
-        ours = nb["channel_scores"](mlp, activation)
-        assert torch.allclose(ours, Q.mlp_channel_scores(mlp, activation))
-        keep = nb["keep_channels"](ours, amount)
-        assert torch.equal(keep, Q.channels_to_keep(Q.mlp_channel_scores(mlp, activation), amount))
-        x = torch.randn(3, d)
-        mask = torch.zeros(h)
-        mask[keep] = 1.0
-        reference = mlp.down_proj(nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x) * mask)
-        cut_inline = nb["cut_channels"](copy.deepcopy(mlp), keep)
-        cut_package = Q.cut_mlp_channels(copy.deepcopy(mlp), keep)
-        for name in ("gate_proj", "up_proj", "down_proj"):
-            assert torch.equal(getattr(cut_inline, name).weight, getattr(cut_package, name).weight)
-        assert torch.allclose(cut_inline(x), reference, atol=1e-6)
-        assert torch.allclose(cut_package(x), reference, atol=1e-6)
+def test_topk_rest_kl_with_the_whole_vocabulary_is_the_full_kl(defs):
+    s, t = _logits(7, (3, 4, 30)), _logits(8, (3, 4, 30), 2.0)
+    buckets, ids = defs["topk_rest"](t, 30, 2.0)
+    full = F.kl_div(F.log_softmax(s / 2, -1).reshape(-1, 30), F.log_softmax(t / 2, -1).reshape(-1, 30),
+                    log_target=True, reduction="batchmean")
+    torch.testing.assert_close(defs["topk_rest_kl"](s, buckets, ids, 2.0), full, rtol=1e-4, atol=1e-5)
+
+
+def test_package_sparse_loss_is_t_squared_times_topk_rest_kl():
+    s, t = _logits(9, (2, 5, 40)), _logits(10, (2, 5, 40), 3.0)
+    sparse = distill.teacher_topk(t, 6, 2.0)
+    loss = distill.distillation_loss(s, sparse, None, alpha=1.0)
+    torch.testing.assert_close(loss, 4.0 * distill.topk_rest_kl(s, sparse))

@@ -1,5 +1,5 @@
-"""Lesson 9 builds LoRALinear and the chat-format loss mask inline; they must stay the same as
-slmcourse.lora.LoRALinear and slmcourse.sft.chat_example (tests/notebook_defs.py pulls them out of the notebook)."""
+"""Lesson 9 builds its quantizers, the Wanda score and MLP channel surgery inline; they must stay equal to
+slmcourse.quant (the validated copy the lesson, the explorer and the compression assignment use)."""
 import copy
 
 import pytest
@@ -7,58 +7,98 @@ import torch
 from torch import nn
 
 from notebook_defs import notebook_definitions
-from slmcourse import lora, sft
+from slmcourse import quant as Q
 
-NOTEBOOK = "course/09_fine_tuning.ipynb"
+NOTEBOOK = "course/09_compression.ipynb"
+NAMES = ["absmax_quantize", "absmax_dequantize", "zeropoint_quantize", "zeropoint_dequantize",
+         "input_norms", "wanda_score", "wanda_prune", "channel_scores", "keep_channels", "cut_channels"]
 
 
 @pytest.fixture(scope="module")
-def defs():
-    return notebook_definitions(NOTEBOOK, ["LoRALinear", "chat_example"])
+def nb():
+    return notebook_definitions(NOTEBOOK, NAMES)
 
 
-@pytest.mark.parametrize("shape,r,alpha,seed", [((576, 576), 8, 16, 0), ((64, 32), 4, 8, 1), ((12, 20), 1, 3, 2),
-                                                ((48, 48), 16, 16, 3)])
-def test_inline_lora_linear_matches_package(defs, shape, r, alpha, seed):
-    torch.manual_seed(seed)
-    base = nn.Linear(*shape)
-    torch.manual_seed(seed + 100)
-    ours = defs["LoRALinear"](copy.deepcopy(base), r=r, alpha=alpha)
-    torch.manual_seed(seed + 100)
-    theirs = lora.LoRALinear(copy.deepcopy(base), r=r, alpha=alpha)
-    assert torch.equal(ours.lora_A, theirs.lora_A) and torch.equal(ours.lora_B, theirs.lora_B)   # same init
-    assert [n for n, p in ours.named_parameters() if p.requires_grad] == ["lora_A", "lora_B"]
-    x = torch.randn(3, 5, shape[0], generator=torch.Generator().manual_seed(seed))
-    assert torch.equal(ours(x), base(x))                                   # B = 0: the base layer at step 0
-    B = torch.randn_like(theirs.lora_B) * 0.1
-    ours.lora_B.data.copy_(B)
-    theirs.lora_B.data.copy_(B)
+def _matrix(seed, shape, outlier=True):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g) * 0.02
+    if outlier:
+        x.view(-1)[seed % x.numel()] = 0.5
+    return x
+
+
+@pytest.mark.parametrize("seed,shape", [(0, (8, 64)), (1, (3, 96)), (2, (16, 32)), (3, (1, 192))])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("group", [None, "row", 32])
+def test_quantizers_match_the_package(nb, seed, shape, bits, group):
+    x = _matrix(seed, shape)
+    size = shape[-1] if group == "row" else group
+    codes, scale = nb["absmax_quantize"](x, bits, size)
+    qt = Q.quantize(x, bits=bits, scheme="absmax", group_size=group)
+    assert torch.equal(codes, qt.codes.float()) and torch.equal(scale, qt.scale)
+    assert torch.equal(nb["absmax_dequantize"](codes, scale, x.shape), Q.dequantize(qt))
+
+    codes, scale, zero = nb["zeropoint_quantize"](x, bits, size)
+    qt = Q.quantize(x, bits=bits, scheme="zeropoint", group_size=group)
+    assert torch.equal(codes, qt.codes.float()) and torch.equal(scale, qt.scale)
+    assert torch.equal(zero, qt.zero.float())
+    assert torch.equal(nb["zeropoint_dequantize"](codes, scale, zero, x.shape), Q.dequantize(qt))
+
+
+def test_quantizers_keep_an_all_zero_group_exact(nb):
+    x = torch.zeros(2, 32)
+    x[1] = torch.linspace(-1, 1, 32)
+    codes, scale = nb["absmax_quantize"](x, 4, 32)
+    assert torch.equal(nb["absmax_dequantize"](codes, scale, x.shape)[0], torch.zeros(32))
+    assert torch.equal(nb["absmax_dequantize"](codes, scale, x.shape), Q.round_trip(x, bits=4, group_size=32))
+
+
+@pytest.mark.parametrize("seed,shape,amount", [(0, (16, 64), 0.5), (1, (8, 96), 0.3), (2, (32, 32), 0.1)])
+def test_wanda_matches_the_package(nb, seed, shape, amount):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(*shape, generator=g)
+    x = torch.randn(5, 7, shape[1], generator=g) * torch.rand(shape[1], generator=g) * 3
+    norm = nb["input_norms"](x)
+    assert torch.allclose(norm, x.reshape(-1, shape[1]).norm(dim=0))
+    assert torch.equal(nb["wanda_score"](w, norm), Q.wanda_score(w, norm))
+    pruned = nb["wanda_prune"](w, norm, amount)
+    assert torch.equal(pruned != 0, Q.wanda_mask(w, norm, amount))
+    linear = nn.Linear(shape[1], shape[0], bias=False)
     with torch.no_grad():
-        y = ours(x)
-        torch.testing.assert_close(y, theirs(x), atol=1e-5, rtol=1e-5)
-        ours.merge()
-        theirs.merge()
-        ours.merge()                                                       # merging twice changes nothing
-        torch.testing.assert_close(ours.base.weight, theirs.base.weight, atol=1e-6, rtol=1e-6)
-        torch.testing.assert_close(ours(x), y, atol=1e-5, rtol=1e-5)
+        linear.weight.copy_(w)
+    Q.magnitude_prune(nn.Sequential(linear), amount, skip=(), input_norms={"0": norm})
+    assert torch.equal(pruned, linear.weight.detach())
 
 
-@pytest.fixture(scope="module")
-def tok():
-    from transformers import AutoTokenizer
+class GatedMLP(nn.Module):
+    def __init__(self, d, h, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.gate_proj = nn.Linear(d, h, bias=False)
+        self.up_proj = nn.Linear(d, h, bias=False)
+        self.down_proj = nn.Linear(h, d, bias=False)
 
-    from slmcourse import bundled
-    from slmcourse.catalogue import get
-
-    bundled.prepare("smollm2-135m", progress=False)
-    return AutoTokenizer.from_pretrained(bundled.model_dir(get("smollm2-135m")))
+    def forward(self, x):
+        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-def test_inline_chat_example_matches_package(defs, tok):
-    pairs = sft.read_qa("domain_qa_train.txt")[::7] + sft.read_qa("domain_qa_heldout.txt")[:2]
-    pairs.append(("Short?", "Yes. Next: nothing."))
-    for question, answer in pairs:
-        ids, labels = defs["chat_example"](tok, question, answer)
-        ref_ids, ref_labels = sft.chat_example(tok, question, answer)
-        assert torch.equal(ids, ref_ids) and torch.equal(labels, ref_labels)
-        assert tok.decode(labels[labels != -100], skip_special_tokens=True) == answer
+@pytest.mark.parametrize("d,h,seed,amount", [(16, 32, 0, 0.25), (24, 48, 1, 0.1), (8, 64, 2, 0.5)])
+@pytest.mark.parametrize("with_activation", [False, True])
+def test_channel_surgery_matches_the_package(nb, d, h, seed, amount, with_activation):
+    mlp = GatedMLP(d, h, seed)
+    activation = torch.rand(h) * 5 if with_activation else None
+    with torch.no_grad():
+        ours = nb["channel_scores"](mlp, activation)
+        assert torch.allclose(ours, Q.mlp_channel_scores(mlp, activation))
+        keep = nb["keep_channels"](ours, amount)
+        assert torch.equal(keep, Q.channels_to_keep(Q.mlp_channel_scores(mlp, activation), amount))
+        x = torch.randn(3, d)
+        mask = torch.zeros(h)
+        mask[keep] = 1.0
+        reference = mlp.down_proj(nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x) * mask)
+        cut_inline = nb["cut_channels"](copy.deepcopy(mlp), keep)
+        cut_package = Q.cut_mlp_channels(copy.deepcopy(mlp), keep)
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            assert torch.equal(getattr(cut_inline, name).weight, getattr(cut_package, name).weight)
+        assert torch.allclose(cut_inline(x), reference, atol=1e-6)
+        assert torch.allclose(cut_package(x), reference, atol=1e-6)

@@ -1,60 +1,77 @@
-"""Lesson 10 writes the time-to-first-token / decode measurement and the planner's decode-step formula inline;
-they must stay equal to slmcourse.bench.time_generation and slmcourse.planner.decode_step (the validated copies
-the lesson, the explorer, the deployment figures and the chooser use)."""
-import math
+"""Lesson 10's inline definitions (log-likelihood scoring, the acc/acc_norm choice, answer extraction, the bootstrap
+interval, McNemar's test, word n-grams) agree with slmcourse.evaluate.
+
+The notebook builds each idea in a short cell; these tests pull those definitions out of the notebook
+(`notebook_definitions`) and compare them with the package's validated copies on random inputs, so a
+change to either side alone fails. The scoring is compared on a small random Llama (no download)."""
+import random
 
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
-from notebook_defs import definition_names, notebook_definitions
-from slmcourse import bench as B
-from slmcourse import catalogue, scaled_down
-from slmcourse import planner as P
+from notebook_defs import notebook_definitions
+from slmcourse import evaluate as ev, ladder
 
-NOTEBOOK = "course/10_deployment.ipynb"
-NAMES = ["time_prefill_and_decode", "decode_step_seconds"]
+NB = "course/10_evaluation.ipynb"
+NAMES = ["option_logprob", "choose", "extract_answer", "bootstrap_interval", "mcnemar_exact", "ngram_set"]
 
 
 @pytest.fixture(scope="module")
 def nb():
-    return notebook_definitions(NOTEBOOK, NAMES)
+    return notebook_definitions(NB, NAMES)
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return scaled_down("smollm2-135m").eval()     # SCALED-DOWN random-weight Llama
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=ladder.VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=256)
+    return LlamaForCausalLM(config).eval(), ladder.ByteTokenizer()
 
 
-def test_every_inline_definition_is_checked():
-    assert sorted(definition_names(NOTEBOOK)) == sorted(NAMES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_option_logprob_equals_the_package(nb, tiny, seed):
+    model, tok = tiny
+    rng = random.Random(seed)
+    item = rng.choice(ev.load_items("facts", "test"))
+    prompt = ev.few_shot_prompt("facts", item, shots=rng.randrange(3), seed=seed)
+    ours = [nb["option_logprob"](model, tok, prompt, " " + c) for c in item["choices"]]
+    theirs = ev.continuation_logprobs(model, tok, prompt, [" " + c for c in item["choices"]])
+    assert ours == pytest.approx(theirs, abs=1e-3)
 
 
-@pytest.mark.parametrize("seed,batch,prompt,new_tokens", [(0, 1, 5, 4), (1, 2, 7, 6), (2, 3, 3, 2), (3, 1, 9, 1)])
-def test_timing_loop_matches_the_package_and_generate(nb, tiny, seed, batch, prompt, new_tokens):
+@pytest.mark.parametrize("seed", range(5))
+def test_choose_equals_pick(nb, seed):
+    rng = random.Random(seed)
+    options = ["".join(rng.choice("abcde") for _ in range(rng.randint(1, 12))) for _ in range(rng.randint(2, 6))]
+    lps = [-rng.uniform(0.1, 30) for _ in options]
+    for normalise in (False, True):
+        assert nb["choose"](lps, options, normalise) == ev.pick(lps, options, normalise)
+
+
+@pytest.mark.parametrize("text", [" 68", "The answer is 1,234.", " 12.50 dollars", "no idea", " -7 apples",
+                                  " 7\n\nQuestion: What is 3 plus 4?\nAnswer: 7", "", "  \n\n 5", " 3.000", "x1y2"])
+def test_extract_answer_equals_extract_number(nb, text):
+    assert nb["extract_answer"](text) == ev.extract_number(text)
+
+
+@pytest.mark.parametrize("seed, n, level", [(0, 10, 0.95), (1, 200, 0.95), (2, 57, 0.9), (3, 1, 0.95)])
+def test_bootstrap_interval_equals_the_package(nb, seed, n, level):
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, tiny.config.vocab_size, (batch, prompt), generator=g)
-    ttft, steps, new = nb["time_prefill_and_decode"](tiny, ids, new_tokens)
-    ref = B.time_generation(tiny, ids, new_tokens=new_tokens)
-    assert new.tolist() == [list(r) for r in ref.new_ids]
-    assert len(steps) == len(ref.step_s) == new_tokens - 1
-    assert ttft > 0 and all(s > 0 for s in steps)
-    gen = tiny.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
-                        min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
-    assert new.tolist() == gen[:, prompt:].tolist()
+    correct = (torch.rand(n, generator=g) < 0.6).tolist()
+    assert nb["bootstrap_interval"](correct, level, 500, seed) == ev.bootstrap_ci(correct, level, 500, seed)
 
 
-@pytest.mark.parametrize("key", ["smollm2-135m", "gemma-3-270m", "tinyllama-1.1b", "mistral-7b", "phi-2"])
-@pytest.mark.parametrize("target", list(P.TARGETS))
-@pytest.mark.parametrize("precision,context,batch,runtime", [("bf16", 2048, 1, "eager"), ("Q4_K_M", 512, 4, "eager"),
-                                                              ("fp32", 64, 16, "compiled"), ("Q8_0", 4000, 64, "compiled")])
-def test_decode_step_formula_matches_the_planner(nb, key, target, precision, context, batch, runtime):
-    card, tgt, fw = catalogue.get(key), P.TARGETS[target], P.FRAMEWORKS[runtime]
-    context = min(context, card.context_length)  # the calculators refuse a context the model was not built for
-    kv = P.default_kv_precision(precision)
-    mine = nb["decode_step_seconds"](P.bytes_per_token(card.params, precision), P.kv_bytes_read(card, context, kv),
-                                     P.decode_flops_per_token(card, context), batch,
-                                     P.DEFAULT_EFFICIENCY * tgt.bandwidth_gb_s * 1e9,
-                                     P.DEFAULT_COMPUTE_EFFICIENCY * tgt.peak_tflops * 1e12,
-                                     fw.overhead_s(card.layers))
-    ref = P.decode_step(card, tgt, precision, context, batch, runtime=runtime)
-    assert math.isclose(mine, ref.seconds, rel_tol=1e-12)
+@pytest.mark.parametrize("seed, n", [(0, 5), (1, 40), (2, 200), (3, 1)])
+def test_mcnemar_equals_the_package(nb, seed, n):
+    g = torch.Generator().manual_seed(seed)
+    a, b = (torch.rand(n, generator=g) < 0.6).tolist(), (torch.rand(n, generator=g) < 0.5).tolist()
+    assert nb["mcnemar_exact"](a, b) == ev.mcnemar(a, b)
+    assert nb["mcnemar_exact"](a, a) == ev.mcnemar(a, a)
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_ngram_set_equals_the_package(nb, n):
+    text = "The soup was cold, and I will NOT go back; 12 of 13 diners agreed. The soup was cold!"
+    assert nb["ngram_set"](text, n) == ev.ngrams(text, n)

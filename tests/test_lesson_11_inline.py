@@ -1,68 +1,64 @@
-"""Lesson 11's inline decision (filter then rank) cannot drift from slmcourse.choose.
-
-The notebook writes `failed_checks` (the checks one catalogue card fails, in the decision flow's order)
-and `shortlist` (filter the catalogue, then sort the survivors by size); both are pulled out of the
-notebook and compared with `choose.evaluate` / `choose.choose` on random deployments.
-"""
-import random
+"""Lesson 11 builds LoRALinear and the chat-format loss mask inline; they must stay the same as
+slmcourse.lora.LoRALinear and slmcourse.sft.chat_example (tests/notebook_defs.py pulls them out of the notebook)."""
+import copy
 
 import pytest
+import torch
+from torch import nn
 
 from notebook_defs import notebook_definitions
-from slmcourse import catalogue
-from slmcourse import choose as C
-from slmcourse.bench import TARGETS
+from slmcourse import lora, sft
 
-NOTEBOOK = "course/11_choosing_and_future.ipynb"
-DEFS = notebook_definitions(NOTEBOOK, ["failed_checks", "shortlist"])
-FORMATS = ["bf16", "fp16", "Q8_0", "Q5_K_M", "Q4_K_M", "Q4_1", "Q4_0", "int4"]
-# what the first word of a package reason line means, in the inline function's names
-REASON = {"task": "task", "tuning": "tuning", "licence": "licence", "context": "context", "memory": "memory",
-          "expected": "speed"}
+NOTEBOOK = "course/11_fine_tuning.ipynb"
 
 
-def _deployment(rng):
-    device = rng.choice(list(TARGETS))
-    return dict(task=rng.choice(C.TASKS), device=device, fmt=rng.choice(FORMATS),
-                context=rng.choice([256, 512, 2048, 4096, 8192, 16_384]),
-                licence=rng.choice(list(C.LICENCE_NEEDS)),
-                latency_ms=rng.choice([None, 20.0, 50.0, 100.0, 200.0, 1000.0]),
-                prefer=rng.choice(C.PREFERENCES))
+@pytest.fixture(scope="module")
+def defs():
+    return notebook_definitions(NOTEBOOK, ["LoRALinear", "chat_example"])
 
 
-def _package(d):
-    return C.Constraints(task=d["task"], device=d["device"], precision=d["fmt"], context=d["context"],
-                         licence=d["licence"], latency_ms=d["latency_ms"])
+@pytest.mark.parametrize("shape,r,alpha,seed", [((576, 576), 8, 16, 0), ((64, 32), 4, 8, 1), ((12, 20), 1, 3, 2),
+                                                ((48, 48), 16, 16, 3)])
+def test_inline_lora_linear_matches_package(defs, shape, r, alpha, seed):
+    torch.manual_seed(seed)
+    base = nn.Linear(*shape)
+    torch.manual_seed(seed + 100)
+    ours = defs["LoRALinear"](copy.deepcopy(base), r=r, alpha=alpha)
+    torch.manual_seed(seed + 100)
+    theirs = lora.LoRALinear(copy.deepcopy(base), r=r, alpha=alpha)
+    assert torch.equal(ours.lora_A, theirs.lora_A) and torch.equal(ours.lora_B, theirs.lora_B)   # same init
+    assert [n for n, p in ours.named_parameters() if p.requires_grad] == ["lora_A", "lora_B"]
+    x = torch.randn(3, 5, shape[0], generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(ours(x), base(x))                                   # B = 0: the base layer at step 0
+    B = torch.randn_like(theirs.lora_B) * 0.1
+    ours.lora_B.data.copy_(B)
+    theirs.lora_B.data.copy_(B)
+    with torch.no_grad():
+        y = ours(x)
+        torch.testing.assert_close(y, theirs(x), atol=1e-5, rtol=1e-5)
+        ours.merge()
+        theirs.merge()
+        ours.merge()                                                       # merging twice changes nothing
+        torch.testing.assert_close(ours.base.weight, theirs.base.weight, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(ours(x), y, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_failed_checks_names_the_same_failures_as_the_package(seed):
-    rng = random.Random(seed)
-    for _ in range(4):
-        d = _deployment(rng)
-        for card in catalogue.all_cards():
-            mine = DEFS["failed_checks"](card, d["task"], d["device"], d["fmt"], d["context"], d["licence"],
-                                         d["latency_ms"])
-            cand = C.evaluate(card, _package(d))
-            assert mine == [REASON[reason.split()[0]] for reason in cand.failed], (card.key, d)
-            assert (not mine) == cand.ok
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    from slmcourse import bundled
+    from slmcourse.catalogue import get
+
+    bundled.prepare("smollm2-135m", progress=False)
+    return AutoTokenizer.from_pretrained(bundled.model_dir(get("smollm2-135m")))
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_shortlist_ranks_like_choose(seed):
-    rng = random.Random(100 + seed)
-    for _ in range(5):
-        d = _deployment(rng)
-        mine = DEFS["shortlist"](**d)
-        package = [c.name for c in C.choose(_package(d), prefer=d["prefer"], include_rejected=False)]
-        assert mine == package, d
-
-
-def test_the_lessons_scenarios():
-    shortlist = DEFS["shortlist"]
-    assert shortlist("chat", "Laptop (16 GB RAM)")[0] == "Zephyr-7B"        # not the base Mistral-7B
-    assert "Mistral-7B" not in shortlist("chat", "NVIDIA A100 (80 GB)", fmt="bf16")
-    assert shortlist("classification", "Phone (8 GB RAM)", fmt="fp16", context=256, licence="permissive",
-                     prefer="efficiency")[0] == "BERT-Tiny"
-    assert "Mistral-7B" not in shortlist("text generation", "Phone (8 GB RAM)", fmt="Q4_K_M")
-    assert "Mistral-7B" in shortlist("text generation", "Phone (8 GB RAM)", fmt="int4")   # the ideal bound only
+def test_inline_chat_example_matches_package(defs, tok):
+    pairs = sft.read_qa("domain_qa_train.txt")[::7] + sft.read_qa("domain_qa_heldout.txt")[:2]
+    pairs.append(("Short?", "Yes. Next: nothing."))
+    for question, answer in pairs:
+        ids, labels = defs["chat_example"](tok, question, answer)
+        ref_ids, ref_labels = sft.chat_example(tok, question, answer)
+        assert torch.equal(ids, ref_ids) and torch.equal(labels, ref_labels)
+        assert tok.decode(labels[labels != -100], skip_special_tokens=True) == answer

@@ -1,4 +1,4 @@
-"""Lesson 9's LoRA from scratch: the layer's maths, injection, merge/unmerge to 1e-5, the same adapter
+"""Lesson 11's LoRA from scratch: the layer's maths, injection, merge/unmerge to 1e-5, the same adapter
 in peft gives the same outputs, the explorer's budget agrees with a real injection on the full-size model."""
 import copy
 

@@ -1,4 +1,4 @@
-"""Lesson 9's chat-format fine-tuning helpers: the bundled pairs parse, every example is written in the
+"""Lesson 11's chat-format fine-tuning helpers: the bundled pairs parse, every example is written in the
 model's own chat template, the labels mask everything but the answer and its end-of-turn token, and
 answer_perplexity agrees with transformers' own masked loss."""
 import math

@@ -1,4 +1,4 @@
-"""Lesson 10's deployment figures for this machine: SmolLM2-135M per precision.
+"""Lesson 12's deployment figures for this machine: SmolLM2-135M per precision.
 
 Measures, for the REAL pretrained SmolLM2-135M-Instruct at fp32, bf16 and PyTorch dynamic int8
 (CPU only): time to first token, decode tokens/s (median of repeated runs, with the min-max), throughput
@@ -128,13 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     (ROOT / "build").mkdir(exist_ok=True)
     (ROOT / "build" / "deployment.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
-        "# Deployment figures (lesson 10)", "",
+        "# Deployment figures (lesson 12)", "",
         f"SmolLM2-135M-Instruct, real weights, greedy decoding of {args.new_tokens} tokens after a "
         f"{rows[0]['prompt_tokens']}-token prompt; medians of {args.repeats} runs after a warm-up.", "",
         f"Measured by `make bench` (`utils/deployment_figures.py`) on {machine}, {result['measured_at']}. "
         f"Memory bandwidth reached by a large copy here: {result['bandwidth_gb_s']} GB/s.", "",
         "Compare with your own machine: run `python utils/deployment_figures.py --out /tmp/mine` and "
-        "open `course/10_deployment.ipynb`.", "",
+        "open `course/12_deployment.ipynb`.", "",
         "| precision | time to first token (ms) | decode (tokens/s) | decode ms/token (min-max) | batch-4 throughput "
         "(tokens/s) | bandwidth bound (tokens/s) | share of bound | weights (MB) | process peak (MiB) | perplexity "
         "| ops per decode step | energy (J/token) |",

@@ -1,6 +1,6 @@
-"""Lesson 7's slow experiments, run once and shipped as a small data file (distill_seeds.json).
+"""Lesson 8's slow experiments, run once and shipped as a small data file (distill_seeds.json).
 
-Lesson 7 trains one distilled student live. Whether the soft targets help, and whether T = 2 beats
+Lesson 8 trains one distilled student live. Whether the soft targets help, and whether T = 2 beats
 T = 1, cannot be read from one run: two runs that differ only in the random seed differ too. So this
 script repeats the lesson's decoder experiment with three seeds for each of three set-ups, exactly as
 the lesson's code does it (same corpus, 64-token blocks, student, steps, batch size, learning rate):
@@ -47,7 +47,7 @@ from slmcourse.distill import distillation_loss
 
 OUT = Path(__file__).resolve().parent / "slmcourse" / "data" / "distill_seeds.json"
 
-# The lesson's settings (course/07_distillation.ipynb, section 3 and 4): keep them in step.
+# The lesson's settings (course/08_distillation.ipynb, section 3 and 4): keep them in step.
 BLOCK = 64
 STUDENT = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
 STEPS, BATCH, LR, WARMUP = 150, 8, 3e-3, 10

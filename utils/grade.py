@@ -108,6 +108,14 @@ def _read_json(path: Path) -> dict:
 # release
 # ----------------------------------------------------------------------------------------------
 
+def _drop_execution_stamp(path: Path) -> None:
+    """Remove the `make outputs` stamp (the machine that executed the solution) before releasing:
+    the student release does not depend on where the instructor's copy was last executed."""
+    nb = _read_json(path)
+    if nb.get("metadata", {}).get("slmcourse", {}).pop("execution", None) is not None:
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def generate_release(course_dir: Path, assignments: list[str], into: Path) -> None:
     """Run generate_assignment on a scratch copy of the course so nothing in `course_dir` changes."""
     with tempfile.TemporaryDirectory(prefix="slm-release-") as scratch:
@@ -116,6 +124,8 @@ def generate_release(course_dir: Path, assignments: list[str], into: Path) -> No
         for name in assignments:
             shutil.copytree(course_dir / "solutions" / name, scratch / "solutions" / name,
                             ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+            for source in (scratch / "solutions" / name).glob("*.ipynb"):
+                _drop_execution_stamp(source)
             nbgrader(scratch, "generate_assignment", name, "--force")
             shutil.copytree(scratch / "assignments" / name, into / name)
 

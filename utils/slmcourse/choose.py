@@ -1,6 +1,6 @@
 """Choosing a small language model: constraints in, ranked candidates with their reasons out.
 
-Lesson 11's decision tool. It turns the source's "implementation considerations" (hardware, task,
+Lesson 13's decision tool. It turns the source's "implementation considerations" (hardware, task,
 deployment context) into checks on the catalogue:
 
 - memory     - weights + KV cache + activations at a precision and context (slmcourse.memory.fit);
@@ -87,8 +87,8 @@ _KEYWORDS = {   # whole words (regular expressions) looked for in the source tab
 # The bundled models are not in the source table; their tasks come from their model cards.
 _BUNDLED_TASKS = {
     "smollm2-135m": ("chat", "text generation"),          # instruction-tuned (its chat template, lesson 3)
-    "gemma-3-270m": ("text generation",),                 # a base model, meant to be fine-tuned (lesson 9)
-    "all-minilm-l6-v2": ("embeddings", "classification"),  # sentence embeddings, similarity (lesson 7)
+    "gemma-3-270m": ("text generation",),                 # a base model, meant to be fine-tuned (lesson 11)
+    "all-minilm-l6-v2": ("embeddings", "classification"),  # sentence embeddings, similarity (lesson 8)
 }
 
 
@@ -176,7 +176,7 @@ class Constraints:
     licence: str = "any"                # "any", "commercial" or "permissive"
     multilingual: bool = False
     latency_ms: float | None = None     # decode budget per token on `device` (needs a bench.TARGETS device)
-    efficiency: float = 0.5             # share of the bandwidth bound reached (lesson 10 measures it)
+    efficiency: float = 0.5             # share of the bandwidth bound reached (lesson 12 measures it)
 
     def __post_init__(self) -> None:
         self.check()  # refuse a bad constraint when it is written, not later inside choose()

@@ -1,4 +1,4 @@
-"""Knowledge distillation from scratch (lesson 7).
+"""Knowledge distillation from scratch (lesson 8).
 
 * Soft targets (Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a Neural Network",
   arXiv:1503.02531): the teacher's probabilities at a temperature T > 1, softmax(z / T).
@@ -7,7 +7,7 @@
 * Sparse teacher targets: a big teacher's full distribution over a 49,152-token vocabulary is too
   large to keep for every position of a corpus, so `teacher_topk` keeps its top-k probabilities plus
   one "everything else" bucket; the KL over those k + 1 buckets is exact for that coarser distribution.
-  `topk_rest_kl` is that KL (lesson 7 writes it inline and checks it against this copy).
+  `topk_rest_kl` is that KL (lesson 8 writes it inline and checks it against this copy).
 * The DistilBERT recipe (Sanh et al. 2019, arXiv:1910.01108): a student with half the layers,
   initialised from one teacher layer out of two (`student_from_teacher`), and sentence embeddings
   (mean pooling), Spearman correlation for a similarity task.

@@ -1,4 +1,4 @@
-"""Looking inside the bundled GGUF files (lesson 8): tensor types, bits per weight, Q4_1 blocks.
+"""Looking inside the bundled GGUF files (lesson 9): tensor types, bits per weight, Q4_1 blocks.
 
 GGUF (the llama.cpp file format) stores each tensor in one of many "ggml types": F32, F16, or a
 block-quantized type such as Q4_1 (blocks of 32 weights: a float16 scale, a float16 minimum and 32

@@ -93,18 +93,20 @@ def colab_cell_source(source: str | None = None) -> str:
 
 # The syllabus: (notebook, topic, minutes, explorer). The README's table is generated from it.
 SYLLABUS = (
-    ("00_setup", "Setup: environment, device, the bundled models, a first generation and embedding", 20, "—"),
-    ("01_what_is_an_slm", "What is a small language model? Catalogue, parameter counting, memory", 40, "Will it fit?"),
-    ("02_architectures", "Loading each architecture type: decoder, encoder, encoder-decoder", 40, "Architecture"),
-    ("03_tokens_and_generation", "Tokens and generation: tokenizers, sampling loop, chat templates, KV cache", 45, "Decoding"),
-    ("04_attention_gqa", "Attention I: multi-head, multi-query, grouped-query", 40, "KV cache"),
-    ("05_attention_sliding_window", "Attention II: sliding-window attention, Gemma 3's local/global layers", 35, "Masks"),
-    ("06_attention_positions", "Attention III: learned positions, RoPE, ALiBi, length extrapolation", 40, "Positions"),
-    ("07_distillation", "Knowledge distillation: soft targets, logit distillation, the DistilBERT recipe", 45, "Temperature"),
-    ("08_compression", "Compression: quantization from scratch, GGUF formats, pruning", 45, "Quantization"),
-    ("09_fine_tuning", "Fine-tuning for a domain: LoRA from scratch, a CPU fine-tune", 45, "LoRA"),
-    ("10_deployment", "Deployment: latency, throughput, precision, ONNX, a local service, energy", 45, "Deployment planner"),
-    ("11_choosing_and_future", "Choosing an SLM, and where the field is going", 25, "Decision tool"),
+    ("00_setup", "Setup: environment, device, the bundled models, a first generation and embedding", 30, "—"),
+    ("01_what_is_an_slm", "What is a small language model? Catalogue, parameter counting, memory", 60, "Will it fit?"),
+    ("02_architectures", "Loading each architecture type: decoder, encoder, encoder-decoder", 70, "Architecture"),
+    ("03_tokens_and_generation", "Tokens and generation: tokenizers, sampling loop, chat templates, KV cache", 80, "Decoding"),
+    ("04_attention_gqa", "Attention I: multi-head, multi-query, grouped-query", 75, "KV cache"),
+    ("05_attention_sliding_window", "Attention II: sliding-window attention, Gemma 3's local/global layers", 60, "Masks"),
+    ("06_attention_positions", "Attention III: learned positions, RoPE, ALiBi, length extrapolation", 65, "Positions"),
+    ("07_newest_architectures", "The newest small models: mixture of experts, latent attention, hybrids, 2024-26 catalogue", 75, "Architecture features"),
+    ("08_distillation", "Knowledge distillation: soft targets, logit distillation, the DistilBERT recipe", 75, "Temperature"),
+    ("09_compression", "Compression: quantization from scratch, GGUF formats, pruning", 75, "Quantization"),
+    ("10_evaluation", "Evaluating small models: log-likelihood and exact match, intervals, a size ladder", 75, "Evaluation"),
+    ("11_fine_tuning", "Fine-tuning for a domain: LoRA from scratch, chat-format SFT with loss masking", 75, "LoRA"),
+    ("12_deployment", "Deployment: latency, throughput, precision, ONNX, a local service, energy", 70, "Deployment planner"),
+    ("13_choosing_and_future", "Choosing an SLM, and where the field is going", 50, "Decision tool"),
 )
 
 

@@ -1,4 +1,4 @@
-"""LoRA from scratch (lesson 9): Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models",
+"""LoRA from scratch (lesson 11): Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models",
 arXiv:2106.09685.
 
 A frozen weight W (out x in) gets a trainable low-rank update: y = W x + (alpha / r) * B A x, with

@@ -1,6 +1,6 @@
 """Memory calculators: weights at each precision, KV cache, activations, and "will it fit?".
 
-Pure arithmetic on catalogue entries - no model is built. Lesson 1's explorer and lesson 10's
+Pure arithmetic on catalogue entries - no model is built. Lesson 1's explorer and lesson 12's
 deployment planner are thin widgets over `fit`.
 """
 from __future__ import annotations
@@ -141,7 +141,7 @@ def activation_bytes(name: str | ModelCard, seq_len: int, batch: int = 1, bytes_
     Counted: one layer's hidden states and MLP activations and the float32 logits of the last
     position; with `eager_attention=True` also one layer's full attention-score matrix, which plain
     attention materialises and memory-efficient kernels (PyTorch SDPA, FlashAttention) avoid.
-    An estimate for planning, not a measurement (lesson 10 measures).
+    An estimate for planning, not a measurement (lesson 12 measures).
     """
     card = get(name)
     _check_sizes(card, seq_len, batch, bytes_per_element)

@@ -10,7 +10,7 @@ token scored with 200. So every lesson and assignment measures it the same way:
     CONTEXT - STRIDE = 128 tokens of context. (The strided recipe of the transformers
     documentation, "Perplexity of fixed-length models".)
 
-Models with a short context (lesson 7's students: 64 positions) use the same function with a smaller,
+Models with a short context (lesson 8's students: 64 positions) use the same function with a smaller,
 stated `context` and `stride`; a figure is only comparable to another measured with the same recipe.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The deployment cost model: will a model fit on a device, how fast will it decode, at what energy and cost.
 
-Lesson 10's planner, as pure arithmetic on catalogue cards (`slmcourse.catalogue.ModelCard`, resolved once
+Lesson 12's planner, as pure arithmetic on catalogue cards (`slmcourse.catalogue.ModelCard`, resolved once
 and passed down). `slmcourse.bench` measures on this machine; this module *estimates* for another one, and
 every figure it gives rests on the stated assumptions below.
 

@@ -1,4 +1,4 @@
-"""Quantization and pruning from scratch (lesson 8).
+"""Quantization and pruning from scratch (lesson 9).
 
 Quantization stores each weight as a small integer code plus a few floating-point numbers per group
 of weights (a scale, and for the zero-point scheme an integer offset). Two classic schemes:
@@ -23,7 +23,7 @@ is computed from the codes, scales and zero points that a real format would writ
 Pruning: magnitude pruning sets the smallest weights to zero (unstructured: any weight; structured:
 whole MLP channels, which are removed, so the matrices really shrink). Both can also rank weights by
 what they do on calibration text (weight size times the size of the input they meet, as Wanda does)
-instead of by weight size alone. The building blocks are public so lesson 8 can check its own
+instead of by weight size alone. The building blocks are public so lesson 9 can check its own
 versions against them: `wanda_score` / `wanda_mask`, and the channel surgery `mlp_channel_scores`,
 `channels_to_keep`, `cut_mlp_channels`.
 """

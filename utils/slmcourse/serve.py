@@ -1,7 +1,7 @@
 """Deployment plumbing: a minimal local model service (a JSON endpoint on 127.0.0.1, in a background
 thread) and export to ONNX (`export_onnx`, run by ONNX Runtime with `OnnxCausalLM`).
 
-Lesson 10 puts a model behind HTTP to show what a deployment adds around `model.generate`:
+Lesson 12 puts a model behind HTTP to show what a deployment adds around `model.generate`:
 a request format, input limits, a queue (one model, one request at a time), timeouts, and the
 overhead of the round trip - each measurable. It is a teaching server, deliberately small:
 

@@ -1,4 +1,4 @@
-"""Chat-format supervised fine-tuning (lesson 9): instruction/answer pairs in the model's own chat template,
+"""Chat-format supervised fine-tuning (lesson 11): instruction/answer pairs in the model's own chat template,
 with the loss on the assistant's tokens only.
 
 An instruct model was trained on conversations written in its chat template (lesson 3). Fine-tuning it

@@ -1,4 +1,4 @@
-"""A small shared training toolkit for lessons 7 and 9: corpora, blocks, a seeded loop, perplexity.
+"""A small shared training toolkit for lessons 8 and 11: corpora, blocks, a seeded loop, perplexity.
 
 Everything here is deliberately plain PyTorch so a learner can read it in one sitting:
 `token_blocks` cuts a text into fixed-length blocks of token ids, `train` runs AdamW over a

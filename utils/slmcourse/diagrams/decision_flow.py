@@ -1,4 +1,4 @@
-"""Lesson 11's concept diagram: choosing a model as filter-then-rank (task -> tuning -> licence -> memory -> speed -> rank)."""
+"""Lesson 13's concept diagram: choosing a model as filter-then-rank (task -> tuning -> licence -> memory -> speed -> rank)."""
 from __future__ import annotations
 
 from ._draw import arrow, box, canvas, finish, note
@@ -17,7 +17,7 @@ def decision_flow():
         ("tuning", "chat / instruct\nfor a chat task?", "model card:\nbase · instruct · chat"),
         ("licence", "allows this use?", "permissive · share-alike\n· custom · non-commercial"),
         ("memory fit", "weights + KV cache\n≤ usable memory?", "real format: Q4_K_M\n5.43 bits/weight"),
-        ("speed", "ms per token\n≤ budget?", "bandwidth ÷ bytes\nper token (L10)"),
+        ("speed", "ms per token\n≤ budget?", "bandwidth ÷ bytes\nper token (L12)"),
     ]
     w, h, gap, y = 2.6, 1.5, 0.7, 3.1
     box(ax, 0.1, y + 0.15, 1.1, 1.2, "catalogue\ncards", color="input", fontsize=8.5)

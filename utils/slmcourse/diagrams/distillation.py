@@ -1,4 +1,4 @@
-"""Lesson 7's concept diagram: the distillation pipeline with temperature.
+"""Lesson 8's concept diagram: the distillation pipeline with temperature.
 
 The same tokens go through a frozen teacher and a trainable student. Both sets of logits are divided
 by the temperature T and softened; the teacher's are cut to its top k plus one "rest" bucket; the KL

@@ -1,4 +1,4 @@
-"""Lesson 9's concept diagram: LoRA, y = W x + (alpha / r) B A x, and the merge W' = W + (alpha / r) B A."""
+"""Lesson 11's concept diagram: LoRA, y = W x + (alpha / r) B A x, and the merge W' = W + (alpha / r) B A."""
 from __future__ import annotations
 
 from ._draw import arrow, box, canvas, finish, note

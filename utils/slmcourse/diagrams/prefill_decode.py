@@ -1,4 +1,4 @@
-"""Lesson 10: the prefill/decode timeline of generation with a KV cache."""
+"""Lesson 12: the prefill/decode timeline of generation with a KV cache."""
 from __future__ import annotations
 
 from ._draw import arrow, box, canvas, finish, note

@@ -1,4 +1,4 @@
-"""Lesson 8's concept diagram: the quantization grid, a real axis mapped onto integer codes."""
+"""Lesson 9's concept diagram: the quantization grid, a real axis mapped onto integer codes."""
 from __future__ import annotations
 
 from ._draw import PALETTE, arrow, box, canvas, finish, note

@@ -1,4 +1,4 @@
-"""Lessons 10 and 11's explorers: the deployment planner and the model chooser.
+"""Lessons 12 and 13's explorers: the deployment planner and the model chooser.
 
 The logic lives in plain, tested functions (`slmcourse.planner.plan_deployment` and `plan_targets`,
 `slmcourse.choose.choose`); the widgets only wire controls to them and show a message, not a
@@ -78,7 +78,7 @@ def planner_explorer(model: str = "smollm2-135m", target: str = "Raspberry Pi 5 
                      latency_budget_ms: float = 100.0, efficiency: float = 0.7, context: int = 2048,
                      batch: int = 1, runtime: str = "eager", kv_precision: str = "fp16") -> widgets.VBox:
     """Target, latency budget, model, precision, context, batch, runtime (and the efficiency measured in
-    lesson 10) -> the plan.
+    lesson 12) -> the plan.
 
     The returned VBox has `.controls` (name -> widget), `.result` (HTML) and `.figure` (Image).
     """
@@ -102,7 +102,7 @@ def planner_explorer(model: str = "smollm2-135m", target: str = "Raspberry Pi 5 
                                           description="Efficiency", continuous_update=False, style=style_wide()),
     }
     tooltip(controls["latency_budget_ms"], "Longest acceptable time per generated token; ~50-100 ms reads as fluent")
-    tooltip(controls["efficiency"], "Share of the memory-bandwidth limit reached; lesson 10 measures it on your machine")
+    tooltip(controls["efficiency"], "Share of the memory-bandwidth limit reached; lesson 12 measures it on your machine")
     tooltip(controls["runtime"], "eager: PyTorch/transformers, one launch per operation; compiled: llama.cpp, "
                                  "CUDA graphs, ONNX Runtime (see planner.FRAMEWORKS)")
     def render(model, target, precision, kv_precision, runtime, context, batch, latency_budget_ms, efficiency):
@@ -126,5 +126,5 @@ def show_planner(**kwargs) -> widgets.VBox | None:
     return box
 
 
-# Lesson 11's chooser lives in its own module; these names stay importable from here.
+# Lesson 13's chooser lives in its own module; these names stay importable from here.
 from .chooser import candidates_html, chooser_explorer  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Lesson 9's LoRA explorer: rank + target modules -> trainable parameters and fine-tuning memory,
+"""Lesson 11's LoRA explorer: rank + target modules -> trainable parameters and fine-tuning memory,
 for any catalogued model (counted on its full-size architecture on `meta`, no weights).
 
 The logic is `slmcourse.lora.lora_budget`; the widget only wires controls to it. Nonsense input (no

@@ -1,4 +1,4 @@
-"""Lesson 8's quantization explorer: bits, group size, scheme -> error on a real weight matrix + model size.
+"""Lesson 9's quantization explorer: bits, group size, scheme -> error on a real weight matrix + model size.
 
 The logic is `explore_quantization` (a plain function: numbers and a figure); the widget only wires
 controls to it. Input that makes no sense (a group size that does not divide the rows) gets a message.

@@ -1,4 +1,4 @@
-"""Lesson 7's temperature explorer: a real next-token distribution, a temperature slider -> the soft
+"""Lesson 8's temperature explorer: a real next-token distribution, a temperature slider -> the soft
 targets a student would learn from.
 
 The logic is `explore_temperature` (a plain function over one logit vector); the widget only wires
