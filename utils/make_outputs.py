@@ -208,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"{foreign:.0f} % CPU) for {args.wait:.0f} s", flush=True)
                 break
             print(f"{rel}: executing (load {load:.2f} per core) ...", flush=True)
-            nb, seconds, mean, peak, peak_mib = execute(path)
+            try:
+                nb, seconds, mean, peak, peak_mib = execute(path)
+            except Exception as err:  # a failing cell: report it, keep the committed file, go on
+                print(f"{rel}: FAILED - {str(err).strip().splitlines()[-1][:300]}", flush=True)
+                break
             if mean <= args.max_foreign:
                 stamp(nb, seconds, load, mean, peak, peak_mib)
                 nbformat.write(nb, path)
