@@ -89,7 +89,7 @@ def _check_sizes(card: ModelCard, seq_len, batch, bytes_per_element) -> None:
     # the positions the architecture can address (a sliding-window model such as Mistral 7B v0.1 was
     # trained on 8k tokens but addresses 32k): the calculators price what the model can be run at
     limit = max(card.context_length, int(card.config.get("max_position_embeddings") or 0))
-    if seq_len > limit:
+    if seq_len > limit and card.position != "relative":   # T5's relative buckets address any length
         raise CourseError(f"seq_len={seq_len:,} is beyond the {limit:,} positions {card.name} can address")
     checks.whole_number("batch", batch, minimum=1, maximum=1_000_000)
     checks.positive_number("bytes_per_element", bytes_per_element, maximum=64)
