@@ -109,10 +109,13 @@ def _read_json(path: Path) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 def _drop_execution_stamp(path: Path) -> None:
-    """Remove the `make outputs` stamp (the machine that executed the solution) before releasing:
+    """Remove the `make outputs` stamp and the cells' execution timings before releasing:
     the student release does not depend on where the instructor's copy was last executed."""
     nb = _read_json(path)
-    if nb.get("metadata", {}).get("slmcourse", {}).pop("execution", None) is not None:
+    changed = nb.get("metadata", {}).get("slmcourse", {}).pop("execution", None) is not None
+    for cell in nb.get("cells", []):   # nbclient's per-cell timings of that run, too
+        changed |= cell.get("metadata", {}).pop("execution", None) is not None
+    if changed:
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
