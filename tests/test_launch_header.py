@@ -68,3 +68,15 @@ def test_the_lessons_time_estimate_is_the_syllabus_one(path):
     assert m, f"{path.name}: no '**Estimated time** — N minutes' in its header"
     minutes = {name: m for name, _, m, _ in launch.SYLLABUS}[path.stem]
     assert int(m.group(1)) == minutes, f"{path.name} says {m.group(1)} min, the syllabus/README {minutes} min"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_the_lessons_title_carries_its_file_number(path):
+    """A renumbered lesson must not keep its old number in its title ('# 7 · ...' in 08_...)."""
+    import re
+
+    nb = nbformat.read(path, as_version=4)
+    title = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# "))
+    m = re.match(r"# (\d+) ·", title)
+    assert m, f"{path.name}: title should start with '# N ·', found {title.splitlines()[0]!r}"
+    assert int(m.group(1)) == int(path.name[:2]), f"{path.name}: title says lesson {m.group(1)}"

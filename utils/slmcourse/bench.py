@@ -567,7 +567,7 @@ def measure_energy(fn: Callable[[], Any], assumed_watts: float, root: str = POWE
 # ---------------------------------------------------------------------------------------------
 # The cost model lives in slmcourse.planner; its names stay importable from here.
 # ---------------------------------------------------------------------------------------------
-from .planner import (  # noqa: E402,F401  (re-exported for lesson 13's chooser and older notebooks)
+from .planner import (  # noqa: E402,F401  (re-exported for lesson 14's chooser and older notebooks)
     FRAMEWORKS, TARGETS, Framework, Measured, Plan, Step, Target, bandwidth_bound_tokens_per_s,
     bytes_per_token, cost_per_million_tokens, decode_step, energy_per_token, energy_range, flops_per_token,
     plan_all, plan_deployment,

@@ -1,6 +1,6 @@
 """Choosing a small language model: constraints in, ranked candidates with their reasons out.
 
-Lesson 13's decision tool. It turns the source's "implementation considerations" (hardware, task,
+Lesson 14's decision tool. It turns the source's "implementation considerations" (hardware, task,
 deployment context) into checks on the catalogue:
 
 - memory     - weights + KV cache + activations at a precision and context (slmcourse.memory.fit);

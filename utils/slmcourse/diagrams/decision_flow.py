@@ -1,4 +1,4 @@
-"""Lesson 13's concept diagram: choosing a model as filter-then-rank (task -> tuning -> licence -> memory -> speed -> rank)."""
+"""Lesson 14's concept diagram: choosing a model as filter-then-rank (task -> tuning -> licence -> memory -> speed -> rank)."""
 from __future__ import annotations
 
 from ._draw import arrow, box, canvas, finish, note

@@ -1,4 +1,4 @@
-"""Lesson 13's explorer: the model chooser (constraints in, ranked candidates with reasons out).
+"""Lesson 14's explorer: the model chooser (constraints in, ranked candidates with reasons out).
 
 The logic is `slmcourse.choose.choose` (tested); this module only wires controls to it and shows a
 message, not a traceback, for input that makes no sense. Formats are memory.FORMATS at their real bits

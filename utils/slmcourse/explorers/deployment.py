@@ -1,4 +1,4 @@
-"""Lessons 12 and 13's explorers: the deployment planner and the model chooser.
+"""Lessons 12 and 14's explorers: the deployment planner and the model chooser.
 
 The logic lives in plain, tested functions (`slmcourse.planner.plan_deployment` and `plan_targets`,
 `slmcourse.choose.choose`); the widgets only wire controls to them and show a message, not a
@@ -126,5 +126,5 @@ def show_planner(**kwargs) -> widgets.VBox | None:
     return box
 
 
-# Lesson 13's chooser lives in its own module; these names stay importable from here.
+# Lesson 14's chooser lives in its own module; these names stay importable from here.
 from .chooser import candidates_html, chooser_explorer  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Lesson 13's inline decision (filter then rank) cannot drift from slmcourse.choose.
+"""Lesson 14's inline decision (filter then rank) cannot drift from slmcourse.choose.
 
 The notebook writes `failed_checks` (the checks one catalogue card fails, in the decision flow's order)
 and `shortlist` (filter the catalogue, then sort the survivors by size); both are pulled out of the
@@ -13,7 +13,7 @@ from slmcourse import catalogue
 from slmcourse import choose as C
 from slmcourse.bench import TARGETS
 
-NOTEBOOK = "course/13_choosing_and_future.ipynb"
+NOTEBOOK = "course/14_choosing_and_future.ipynb"
 DEFS = notebook_definitions(NOTEBOOK, ["failed_checks", "shortlist"])
 FORMATS = ["bf16", "fp16", "Q8_0", "Q5_K_M", "Q4_K_M", "Q4_1", "Q4_0", "int4"]
 # what the first word of a package reason line means, in the inline function's names
