@@ -35,7 +35,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab course/00_setup.ipynb
 
 test: setup
-	$(PY) -m pytest -v --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly
+	$(PY) -m pytest -v --durations=25 --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly
 
 bench: setup
 	$(PY) tests/benchmark.py
