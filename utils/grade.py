@@ -15,6 +15,10 @@
     python utils/grade.py autograde ASSIGNMENT [--out DIR]
         the same for what `nbgrader collect` filed in submitted/<student>/<assignment>/ (JupyterHub)
 
+    python utils/grade.py exchange {release,collect,feedback} ASSIGNMENT
+        JupyterHub: release into nbgrader's exchange (and the gradebook), collect from it and autograde as
+        above, release the feedback (utils/grade_exchange.py; docs/jupyterhub.md)
+
     Both run every submission's kernel in the grading sandbox (utils/sandbox.py: bubblewrap, read-only
     system, one writable scratch folder, no network, memory/process/CPU limits), one student at a time,
     each stopped after --time-limit seconds (default 1200; then "grading failed", and the batch goes
@@ -649,7 +653,11 @@ def main(argv: list[str] | None = None) -> int:
     cg.add_argument("--id-pattern", help="regular expression with one group that captures the student id")
     ag = commands.add_parser("autograde", help="autograde, sandboxed, what `nbgrader collect` put in submitted/")
     ag.add_argument("assignment")
-    for p in (cg, ag):
+    ex = commands.add_parser("exchange", help="JupyterHub: release into, collect (and autograde) from, and return "
+                             "feedback through nbgrader's exchange (utils/grade_exchange.py)")
+    ex.add_argument("action", choices=("release", "collect", "feedback"))
+    ex.add_argument("assignment")
+    for p in (cg, ag, ex):
         p.add_argument("--out", type=Path,
                        help="where grades.csv and feedback/ go (default feedback/<assignment>-report)")
         p.add_argument("--no-sandbox", action="store_true",
@@ -682,6 +690,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 for name in release(course_dir, args.assignments or None):
                     print(f"released assignments/{name}/")
+        elif args.command == "exchange":
+            import grade_exchange
+            return grade_exchange.run(args, course_dir)
         else:
             if args.no_sandbox:
                 print("warning: grading WITHOUT a sandbox: each submission runs with your rights and can read "
