@@ -15,7 +15,7 @@ from .errors import CourseError
 
 __all__ = [
     "whole_number", "positive_number", "fraction", "one_of", "closest", "string_list", "tensor",
-    "finite_tensor", "device", "model_or_name", "config_overrides",
+    "finite_tensor", "device", "model_or_name", "module", "config_overrides", "text", "texts", "callback",
 ]
 
 
@@ -207,6 +207,53 @@ def model_or_name(name: str, value: Any, build: str = "full_size"):
         return getattr(models, build)(card)
     raise CourseError(f"{name} must be a model (a torch.nn.Module) or a catalogue name such as "
                       f"'smollm2-135m', got {_given(value)}")
+
+
+def module(name: str, value: Any):
+    """A loaded torch module (or a `load(...)` result, whose model is taken); a name is refused with a hint
+    to load it first (a function that runs a model never builds one with random weights behind your back)."""
+    import torch
+
+    if isinstance(value, torch.nn.Module):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], torch.nn.Module):
+        return value[0]
+    if isinstance(value, str):
+        raise CourseError(f"{name} must be a loaded model, got the name {value!r}: load it first, "
+                          f"e.g. model, tokenizer = load({value!r})")
+    raise CourseError(f"{name} must be a model (a torch.nn.Module, e.g. from load(...)), got {_given(value)}")
+
+
+def text(name: str, value: Any, allow_empty: bool = False) -> str:
+    """A string (not bytes, not a list); an empty or blank one refused unless allow_empty."""
+    if not isinstance(value, str):
+        raise CourseError(f"{name} must be a string, got {_given(value)}")
+    if not allow_empty and not value.strip():
+        raise CourseError(f"{name} must not be empty")
+    return value
+
+
+def texts(name: str, value: Any, allow_empty: bool = False) -> list[str]:
+    """A list of strings; a bare string becomes a one-element list (never split letter by letter)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise CourseError(f"{name} must be a list of strings, got {_given(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise CourseError(f"{name} must contain only strings, got {_given(item)} in it")
+    if not value and not allow_empty:
+        raise CourseError(f"{name} must not be empty")
+    return list(value)
+
+
+def callback(name: str, value: Any, allow_none: bool = True):
+    """A callable (or None where allowed)."""
+    if value is None and allow_none:
+        return None
+    if not callable(value):
+        raise CourseError(f"{name} must be a function (or None), got {_given(value)}")
+    return value
 
 
 # Keys every transformers config accepts even though they are not in a model's own defaults.

@@ -52,6 +52,25 @@ def show_figure(target: widgets.Image, fig) -> None:
     target.value = buffer.getvalue()
 
 
+def limit_note(controls: dict) -> str:
+    """A line that says which bounded controls sit at an end of their range: a typed value beyond it was
+    clamped by the widget (issue 20: clamping is said on screen, not done silently). Empty otherwise."""
+    notes = []
+    for name, control in controls.items():
+        low, high = getattr(control, "min", None), getattr(control, "max", None)
+        if low is None or high is None or isinstance(control.value, (tuple, list)):
+            continue
+        label = (getattr(control, "description", "") or name).rstrip(": ")
+        if control.value == high:
+            notes.append(f"{label} is at its maximum ({high}): a larger value is clamped to it")
+        elif control.value == low and low not in (0, 1):
+            notes.append(f"{label} is at its minimum ({low}): a smaller value is clamped to it")
+    if not notes:
+        return ""
+    return ('<div class="limit-note" style="color:#8a6d3b;font-size:12px">'
+            + html.escape("; ".join(notes)) + "</div>")
+
+
 def explorer(controls: dict, render, width: str = "640px") -> widgets.VBox:
     """Wire controls to a tested computation and show its result: the skeleton of every explorer.
 
@@ -73,7 +92,7 @@ def explorer(controls: dict, render, width: str = "640px") -> widgets.VBox:
             figure.value = b""
             figure.layout.display = "none"  # an empty image would show as a broken-image icon
             return
-        result.value = html_text
+        result.value = html_text + limit_note(controls)
         if fig is None:
             figure.layout.display = "none"
         else:
@@ -121,8 +140,16 @@ def refuses_bad_arguments(build):
                 raise
             names = ", ".join(f"{k}={v!r}" for k, v in bound.arguments.items() if k != "kwargs")
             raise CourseError(f"{build.__name__} cannot start with {names}: {err}") from None
+        shown = getattr(getattr(box, "result", None), "value", "") or ""
+        if shown.startswith(error_html("")[:60]):  # the first render already refused these arguments
+            message = html.unescape(shown.split("</b> ", 1)[-1].rsplit("</div>", 1)[0])
+            raise CourseError(f"{build.__name__}: {message}")
         controls = getattr(box, "controls", {}) or {}
-        for name, given in bound.arguments.items():
+        given_values = dict(bound.arguments)
+        for param in signature.parameters.values():  # newest_explorer(**defaults): check each value too
+            if param.kind is inspect.Parameter.VAR_KEYWORD:
+                given_values.update(given_values.pop(param.name, {}) or {})
+        for name, given in given_values.items():
             control = controls.get(name)
             if control is None or isinstance(given, bool) or not isinstance(given, numbers.Real):
                 continue

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import CourseError
 from ..generation import check_settings, filter_stages, generate_text, next_token_logits, survivors
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import error_html, image_widget, refuses_bad_arguments, show_figure, style_wide, tooltip
 
 STAGE_COLOURS = {"model": "#9e9e9e", "repetition penalty": "#8172b3", "temperature": "#dd8452",
                  "top-k": "#4c72b0", "top-p": "#55a868"}
@@ -60,12 +60,23 @@ def _previous(stages, name):
     return names[names.index(name) - 1]
 
 
+@refuses_bad_arguments
 def decoding_explorer(model, tokenizer, prompt: str = "Once upon a time, in a small village,", strategy: str = "sample",
                       temperature: float = 0.8, top_k: int = 50, top_p: float = 0.9, repetition_penalty: float = 1.0,
                       max_new_tokens: int = 30, seed: int = 0, chat: bool = False) -> widgets.VBox:
     """Build the explorer for a loaded causal LM. The returned VBox has `.controls`, `.result` (HTML),
     `.figure` (Image), `.stages` (the distributions last plotted), `.button` (Generate), `.progress` and
     `.generate()` / `.redraw()` for headless use."""
+    from .. import checks
+
+    model = checks.module("model", model)
+    if tokenizer is None or not callable(getattr(tokenizer, "decode", None)):
+        raise CourseError(f"tokenizer must be the model's tokenizer (from load(...)), got {type(tokenizer).__name__}")
+    if not isinstance(prompt, str) or not isinstance(chat, bool):
+        raise CourseError("prompt must be a string and chat True or False")
+    check_settings(strategy, temperature, top_k, top_p, repetition_penalty, max_new_tokens)
+    checks.whole_number("seed", seed, minimum=0)
+    checks.whole_number("max_new_tokens", max_new_tokens, minimum=1, maximum=100)
     controls = {
         "prompt": widgets.Textarea(value=prompt, description="Prompt", style=style_wide(),
                                    layout=widgets.Layout(width="600px", height="60px")),

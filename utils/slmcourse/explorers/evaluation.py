@@ -14,7 +14,7 @@ import ipywidgets as widgets
 
 from .. import evaluate as ev
 from ..errors import CourseError
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, refuses_bad_arguments, style_wide, tooltip
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,15 @@ def _examples_html(title: str, rows: list) -> str:
     return f"<p><b>{title}:</b></p><ul>{body}</ul>"
 
 
+@refuses_bad_arguments
 def evaluation_explorer(task: str = "sentiment", model: str = "smollm2-135m") -> widgets.VBox:
     """Build the explorer over the precomputed runs. The VBox has `.controls`, `.result` and `.figure`."""
     runs = available_runs()
     models = sorted({r[0] for r in runs})
-    if model not in models:
-        model = models[0]
+    from .. import checks
+
+    task = checks.one_of("task", task, list(ev.TASKS))
+    model = checks.one_of("model", model, models, label="model with precomputed runs")
     controls = {
         "task": widgets.Dropdown(options=list(ev.TASKS), value=task, description="Task", style=style_wide()),
         "model": widgets.Dropdown(options=models, value=model, description="Model", style=style_wide()),

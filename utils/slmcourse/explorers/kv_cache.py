@@ -13,7 +13,7 @@ from ..attention import kv_cache_bytes
 from ..catalogue import attention_kind
 from ..errors import CourseError
 from ..memory import MiB, PRECISIONS
-from ._common import error_html, image_widget, show_figure, style_wide, tooltip
+from ._common import error_html, image_widget, limit_note, refuses_bad_arguments, show_figure, style_wide, tooltip
 
 
 @dataclass(frozen=True)
@@ -94,10 +94,18 @@ def plot_kv_summary(summary: KVCacheSummary, ax=None):
     return ax.figure
 
 
+@refuses_bad_arguments
 def kv_cache_explorer(model: str = "smollm2-135m", context: int = 8192, batch: int = 1,
                       precision: str = "fp16") -> widgets.VBox:
     """Build the explorer. The returned VBox has `.controls` (name -> widget), `.result` (HTML) and `.figure`."""
     decoders = [k for k in catalogue.names() if catalogue.get(k).family != "encoder"]
+    from .. import checks
+
+    if catalogue.get(model).key not in decoders:
+        raise CourseError(f"model {model!r} is an encoder: it has no KV cache; choose a decoder such as 'smollm2-135m'")
+    checks.whole_number("context", context, minimum=128, maximum=131072)
+    checks.whole_number("batch", batch, minimum=1, maximum=64)
+    precision = checks.one_of("precision", precision, list(PRECISIONS))
     start = preset(model)
     controls = {
         "preset": widgets.Dropdown(options=[(catalogue.get(k).name, k) for k in decoders] + [("(custom)", "")],
@@ -131,7 +139,7 @@ def kv_cache_explorer(model: str = "smollm2-135m", context: int = 8192, batch: i
             result.value = error_html(str(err))
             figure.value = b""
             return
-        result.value = f'<div style="font-size:14px">{summary.text()}</div>'
+        result.value = f'<div style="font-size:14px">{summary.text()}</div>' + limit_note(controls)
         show_figure(figure, plot_kv_summary(summary))
 
     def apply_preset(change) -> None:

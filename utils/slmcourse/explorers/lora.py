@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 
 from ..catalogue import get, names
 from ..lora import LoRABudget, lora_budget, target_choices
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, refuses_bad_arguments, style_wide, tooltip
 
 GiB = 1024 ** 3
 RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -44,10 +44,16 @@ def plot_budget(b: LoRABudget):
     return fig
 
 
+@refuses_bad_arguments
 def lora_explorer(model: str = "smollm2-135m", rank: int = 8, targets=("q_proj", "v_proj")) -> widgets.VBox:
     """The explorer. The VBox has `.controls`, `.result` (HTML) and `.figure` (Image) for headless tests."""
+    from .. import checks
+
     card = get(model)
     options = target_choices(card.key)
+    rank = checks.one_of("rank", rank, RANKS)
+    targets = [checks.one_of("targets", t, options, label="target module")
+               for t in checks.string_list("targets", targets)]  # never dropped silently, never split letter by letter
     controls = {
         "model": widgets.Dropdown(options=[(get(n).name, n) for n in names()], value=card.key, description="Model",
                                   style=style_wide()),

@@ -14,7 +14,7 @@ import ipywidgets as widgets
 
 from ..errors import CourseError
 from ..newest import kv_bytes_per_token, mla_bytes_per_token
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, refuses_bad_arguments, style_wide, tooltip
 
 CONTEXTS = (1024, 4096, 16384, 65536, 131072)
 
@@ -102,8 +102,14 @@ def plot_design(summary: DesignSummary, reference: DesignSummary | None = None):
     return fig
 
 
+@refuses_bad_arguments
 def newest_explorer(**defaults) -> widgets.VBox:
     """Build the explorer. The returned VBox has `.controls`, `.result` (HTML) and `.figure` (Image)."""
+    known = ("hidden", "layers", "heads", "kv_heads", "ffn", "experts", "top_k", "latent_rank", "linear_share")
+    from .. import checks
+
+    for key in defaults:
+        checks.one_of("setting", key, known, label="newest_explorer setting")
     d = {"hidden": 2048, "layers": 24, "heads": 16, "kv_heads": 4, "ffn": 6144, "experts": 1, "top_k": 1,
          "latent_rank": 0, "linear_share": 0.0, **defaults}
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import CourseError
 from ..quant import SCHEMES, model_size_bytes, quantized_size_bytes, round_trip_error
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, refuses_bad_arguments, style_wide, tooltip
 
 GROUP_CHOICES = [("whole matrix (1 scale)", None), ("per row", "row"), ("16", 16), ("32", 32), ("64", 64),
                  ("128", 128), ("192", 192), ("256", 256)]
@@ -82,9 +82,16 @@ def describe(result: dict) -> str:
     return f'<div style="font-size:14px">{text}</div>'
 
 
+@refuses_bad_arguments
 def quantization_explorer(model: nn.Module, layer: int = 0, matrix: str = "mlp.up_proj", bits: int = 4,
                           scheme: str = "absmax", group_size=32) -> widgets.VBox:
     """Build the explorer on one block of `model`. The VBox has `.controls`, `.result` (HTML), `.figure`."""
+    from .. import checks
+
+    model = checks.module("model", model)
+    checks.whole_number("bits", bits, minimum=2, maximum=8)
+    scheme = checks.one_of("scheme", scheme, list(SCHEMES))
+    checks.one_of("group_size", group_size, [v for _, v in GROUP_CHOICES])
     matrices = layer_matrices(model, layer)
     if matrix not in matrices:
         raise CourseError(f"no matrix {matrix!r} in block {layer}; choose one of {', '.join(matrices)}")

@@ -14,7 +14,7 @@ import torch
 
 from ..distill import entropy_bits, soft_targets
 from ..errors import CourseError
-from ._common import explorer, style_wide, tooltip
+from ._common import explorer, refuses_bad_arguments, style_wide, tooltip
 
 
 @torch.no_grad()
@@ -67,6 +67,7 @@ def describe(result: dict) -> str:
             f'{html.escape(", ".join(repr(t) for t in result["tokens"][:5]))}</div>')
 
 
+@refuses_bad_arguments
 def temperature_explorer(model=None, tokenizer=None, prompt: str = "The capital of France is",
                          temperature: float = 2.0, top_k: int = 10, logits: torch.Tensor | None = None) -> widgets.VBox:
     """The explorer. With a model, the prompt box re-runs it; with `logits` only, the prompt is fixed.
@@ -75,6 +76,16 @@ def temperature_explorer(model=None, tokenizer=None, prompt: str = "The capital 
     """
     if tokenizer is None or (model is None and logits is None):
         raise CourseError("give the explorer a tokenizer and either a model or a logit vector")
+    from .. import checks
+
+    if not isinstance(prompt, str):
+        raise CourseError(f"prompt must be a string, got {type(prompt).__name__}")
+    checks.fraction("temperature", temperature, 0.1, 8.0)
+    checks.whole_number("top_k", top_k, minimum=1, maximum=50)
+    if logits is not None:
+        logits = checks.finite_tensor("logits", logits, ndim=1, dtype="float")
+    elif model is not None:
+        model = checks.module("model", model)
     state = {"prompt": prompt,
              "logits": logits if logits is not None else next_token_logits(model, tokenizer, prompt)}
     controls = {
