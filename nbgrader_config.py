@@ -7,8 +7,9 @@ pointing here from elsewhere this file - the timeout included - is silently igno
     solutions/<assignment>/<assignment>.ipynb    nbgrader's source: solutions and hidden tests
     assignments/<assignment>/<assignment>.ipynb  the student release, made by `python utils/grade.py release`
     submitted/, autograded/, feedback/, gradebook.db   the grading state: never committed (.gitignore)
+    reports/<assignment>/                               utils/grade.py's reports and exports: never committed
 """
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
@@ -33,8 +34,45 @@ c.OverwriteCells.add_missing_cells = True
 c.Autograde.create_student = True
 c.Autograde.exclude_overwriting = {}
 
-# Feedback pages show the student's notebook with scores, but not the hidden tests (reusable next year).
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+
+
+class HideTestTracebacks(Preprocessor):
+    """Feedback pages never show a test cell's source through its outputs.
+
+    ClearHiddenTests removes the hidden tests from a test cell's *source*, but the traceback of a failed
+    test prints the source lines around the failing line - the hidden tests included - and a warning
+    prints its source line on stderr. In every graded test cell this reduces an error to its last line
+    (`AssertionError: ...`) and drops stderr lines that repeat a hidden line. Runs before ClearHiddenTests
+    (it needs the hidden lines); defined here so that `nbgrader generate_feedback` run by hand and the
+    Formgrader's feedback button use it too.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade"):
+            return cell, resources
+        hidden, inside = set(), False
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and line.strip():
+                hidden.add(line.strip())
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}",
+                                       "(the test cell's traceback is not shown)"]
+            elif output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines = str(output.get("text", "")).splitlines(keepends=True)
+                output["text"] = "".join(l for l in lines if "HIDDEN TESTS" not in l
+                                         and not any(len(h) > 6 and h in l for h in hidden))
+        return cell, resources
+
+
+# Feedback pages show the student's notebook with scores, but not the hidden tests (reusable next year):
+# neither their source nor the tracebacks and warnings that would quote it.
+c.GenerateFeedback.preprocessors = [GetGrades, HideTestTracebacks, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
 # Keep the release free of outputs and solutions; lock the test cells against editing.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -7,13 +7,21 @@
         regenerate assignments/ (the student release) from solutions/ with `nbgrader generate_assignment`;
         with --check change nothing and exit 1 if assignments/ differs from what it would generate
 
-    python utils/grade.py collect-and-grade ASSIGNMENT SUBMISSIONS_FOLDER [--out DIR] [--id-pattern REGEX]
-        take the files an LMS exports (one per student, the student id in the file name), file them into
-        nbgrader's layout (submitted/<id>/<assignment>/<assignment>.ipynb), autograde them all and write
-        grades.csv and one feedback HTML per student into --out (default feedback/<assignment>-report/)
+    python utils/grade.py collect-and-grade ASSIGNMENT SUBMISSIONS_FOLDER [--out DIR] [--id-pattern REGEX] [--dry-run]
+        take the files an LMS exports (one per student; Canvas, Moodle, Blackboard, Brightspace, Google
+        Classroom names are recognised), print the file -> student id mapping (--dry-run: only that),
+        file them into nbgrader's layout (submitted/<id>/<assignment>/<assignment>.ipynb), autograde them
+        and write this batch's grades.csv and one feedback page per student into --out (default
+        reports/<assignment>/<date>_<time>/); then rebuild the merged report reports/<assignment>/all/
 
-    python utils/grade.py autograde ASSIGNMENT [--out DIR]
-        the same for what `nbgrader collect` filed in submitted/<student>/<assignment>/ (JupyterHub)
+    python utils/grade.py autograde ASSIGNMENT [--student ID ...] [--out DIR]
+        the same for what is filed in submitted/<student>/<assignment>/ (`nbgrader collect` on a
+        JupyterHub, or the files of earlier batches): regrade everyone after a test fix, or one student
+
+    python utils/grade.py export ASSIGNMENT [--out DIR] [--canvas-column 'Energy (12345)']
+        after manual grading: feedback pages refreshed with the manual scores and comments, and
+        grades.csv, canvas.csv, moodle.csv (autograded, manual, total, late, status) in
+        reports/<assignment>/export/
 
     python utils/grade.py exchange {release,collect,feedback} ASSIGNMENT
         JupyterHub: release into nbgrader's exchange (and the gradebook), collect from it and autograde as
@@ -32,9 +40,14 @@ configuration from the current directory only.
 
 A submission that cannot be graded (an empty file, a file that is not a notebook, invalid notebook
 JSON) is reported in grades.csv with 0 points and never stops the batch; a file with no usable
-student id in its name is reported with no score (there is nobody to give it to) until it is renamed.
+student id in its name (none, too short, date-like) is reported with no score until it is renamed.
 Only the folders of the students in the batch are written; a file whose id another file of the batch
-also claims is reported, not silently merged. Running the command again gives the same grades.
+also claims is reported, not silently merged. Nothing is deleted: each batch has its own report
+folder, reports/<assignment>/history.csv keeps every batch's rows, and the merged report is rebuilt
+from them and the gradebook. Students' feedback pages never show the hidden tests (nbgrader_config.py's
+HideTestTracebacks reduces a test cell's traceback to its error line).
+
+Subcommands are the entries of COMMANDS (name -> help, arguments, run): add one there.
 """
 from __future__ import annotations
 
@@ -48,14 +61,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "utils") not in sys.path:      # utils/sandbox.py, beside this file
     sys.path.insert(0, str(ROOT / "utils"))
-CSV_FIELDS = ["student_id", "file", "status", "autograded_score", "autograded_max", "manual_max",
-              "course_version", "notes"]
+CSV_FIELDS = ["student_id", "name", "file", "status", "late", "submitted_at", "autograded_score", "autograded_max",
+              "manual_max", "course_version", "notes"]
 # An id is what nbgrader uses as a folder name: keep it to safe characters (no "..", no "/").
 # Wall time one submission may take in all (each cell also stops at nbgrader_config.py's timeout).
 SUBMISSION_WALL_SECONDS = 1200
@@ -181,6 +196,141 @@ def release(course_dir: Path = ROOT, assignments: list[str] | None = None) -> li
 
 
 # ----------------------------------------------------------------------------------------------
+# student ids from the file names LMS exports give
+# ----------------------------------------------------------------------------------------------
+
+MIN_ID_LENGTH = 4
+EXTENSIONS = (".ipynb", ".json", ".txt", ".pdf", ".py", ".zip", ".html")
+# A browser that downloads a file twice appends " (1)", " (2)", ... before the extension.
+BROWSER_COPY = re.compile(r" \(\d{1,3}\)(?=(\.[A-Za-z0-9]{1,5})?$)")
+MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                      "Nov", "Dec"), start=1)}
+# Each LMS's export scheme, tried in this order on the path relative to the submissions folder (a
+# folder per student counts as part of the name). Named groups: id, name, late, time.
+LMS_PATTERNS = [
+    # Canvas: <lastfirst>_[LATE_]<user id>_<submission id>_<original name>[-<n>]
+    ("Canvas", re.compile(r"^(?P<name>[^_/]+)_(?P<late>LATE_)?(?P<id>\d+)_\d+_(?P<rest>.+)$")),
+    # Moodle: <Full Name>_<participant id>_assignsubmission_file_<original name> (or .../ a folder)
+    ("Moodle", re.compile(r"^(?P<name>[^_/]+)_(?P<id>\d+)_assignsubmission_(?:file|onlinetext)_/?(?P<rest>.*)$")),
+    # Blackboard: <Assignment>_<username>_attempt_<YYYY-MM-DD-HH-MM-SS>[_<original name>]
+    ("Blackboard", re.compile(r"^(?P<assignment>[^/]*)_(?P<id>[^_/]+)_attempt_"
+                              r"(?P<time>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)(?:_(?P<rest>.*)|\.txt)?$")),
+    # Brightspace (D2L): <submission id>-<user id> - <Full Name> - <Mon D, YYYY HMM AM> - <original name>
+    # (or the same as a folder name, the file inside it)
+    ("Brightspace", re.compile(r"^\d+-(?P<id>\d+) - (?P<name>[^/]+?) ?- (?P<time>[A-Z][a-z]{2} \d{1,2}, \d{4} "
+                               r"\d{3,4} [AP]M)(?: - |/)(?P<rest>.+)$")),
+    # Google Classroom (files downloaded from the assignment's Drive folder): <Full Name> - <original name>
+    ("Google Classroom", re.compile(r"^(?P<name>[^\W\d_][^/\d_]*?) - (?P<rest>[^/]+)$")),
+]
+
+
+@dataclass
+class FileName:
+    """What an LMS export's file name says about its submission."""
+    student_id: str | None = None
+    name: str = ""                  # the student's name, where the LMS puts it in the file name
+    late: bool = False              # the LMS marked the submission late (Canvas' LATE_)
+    lms_time: str = ""              # the submission time written in the name (Blackboard, Brightspace), ISO
+    lms: str = ""                   # which scheme matched ("" for the generic rule or --id-pattern)
+    problem: str = ""               # why there is no usable id
+
+
+def date_like(word: str) -> bool:
+    """A year, a date or a time of day (digits with separators), not a student id."""
+    if re.fullmatch(r"(19|20)\d\d", word):
+        return True
+    if re.fullmatch(r"(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(\d{4,6})?", word):
+        return True
+    return bool(re.fullmatch(r"\d{1,4}([-./:]\d{1,4}){1,5}", word))
+
+
+def id_problem(student_id: str) -> str:
+    """Why `student_id` cannot be a student id ("" if it can)."""
+    if date_like(student_id):
+        return f"{student_id!r} looks like a date or a time, not a student id"
+    if len(student_id) < MIN_ID_LENGTH:
+        return (f"{student_id!r} is too short for a student id (fewer than {MIN_ID_LENGTH} characters: "
+                "a browser's duplicate number, a version?)")
+    if not SAFE_ID.match(student_id) or student_id.endswith("-report"):
+        return f"{student_id!r} cannot be used as a student id (letters, digits, '_', '.', '-')"
+    return ""
+
+
+def _slug(name: str) -> str:
+    """`José García` -> `jose_garcia`: an id made from a name (Google Classroom gives no number)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "_".join(w.lower() for w in re.split(r"[^A-Za-z0-9]+", ascii_name) if w)
+
+
+def _lms_time(text: str) -> str:
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)", text)
+    if m:
+        return "{}-{}-{}T{}:{}:{}".format(*m.groups())
+    m = re.fullmatch(r"([A-Z][a-z]{2}) (\d{1,2}), (\d{4}) (\d{1,2})(\d\d) ([AP])M", text)
+    if m and m.group(1) in MONTHS:
+        hour = int(m.group(4)) % 12 + (12 if m.group(6) == "P" else 0)
+        return f"{m.group(3)}-{MONTHS[m.group(1)]:02d}-{int(m.group(2)):02d}T{hour:02d}:{m.group(5)}:00"
+    return ""
+
+
+def parse_file_name(relative_path: str, assignment: str, pattern: str | None = None) -> FileName:
+    """Read the student id (and name, late flag, submission time) from an LMS export's file name.
+
+    With `pattern` (a regular expression with one group, searched in the path relative to the
+    submissions folder) that group. Otherwise the first of LMS_PATTERNS that matches (Canvas, Moodle,
+    Blackboard, Brightspace, Google Classroom), else the generic rule: the first word of the name that
+    contains a digit and is neither date-like nor too short, once the assignment's name, the extension
+    and a browser's " (1)" are removed. An id that is too short or looks like a date is refused
+    (`problem` says why), never guessed.
+    """
+    path = BROWSER_COPY.sub("", relative_path)
+    path = "/".join(BROWSER_COPY.sub("", part) for part in path.split("/"))
+    if pattern:
+        match = re.search(pattern, relative_path)
+        if not match or not match.groups() or not match.group(1):
+            return FileName(problem=f"--id-pattern {pattern!r} does not match this file name")
+        sid = match.group(1)
+        return FileName(sid, problem=id_problem(sid)) if not id_problem(sid) else FileName(problem=id_problem(sid))
+    for lms, regex in LMS_PATTERNS:
+        match = regex.match(path)
+        if not match:
+            continue
+        groups = match.groupdict()
+        name = (groups.get("name") or "").strip()
+        if lms == "Google Classroom" and (assignment.lower() in name.lower()
+                                          or assignment.lower() not in (groups.get("rest") or "").lower()):
+            continue                # "energy - Copy.ipynb": no name before the assignment's file name
+        sid = groups.get("id") or _slug(name)
+        found = FileName(None, name, bool(groups.get("late")), _lms_time(groups.get("time") or ""), lms)
+        if problem := id_problem(sid):
+            found.problem = f"{problem} (read as a {lms} export)"
+        else:
+            found.student_id = sid
+        return found
+    stem = path
+    for ext in EXTENSIONS:
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+    stem = re.sub(re.escape(assignment), " ", stem, flags=re.IGNORECASE)
+    refused = []
+    for word in re.split(r"[^A-Za-z0-9]+", stem):
+        if any(ch.isdigit() for ch in word):
+            if problem := id_problem(word):
+                refused.append(problem)
+            else:
+                return FileName(word)
+    if refused:
+        more = f" (and {len(refused) - 1} more word(s) of the name that cannot be ids)" if len(refused) > 1 else ""
+        return FileName(problem=refused[0] + more)
+    return FileName(problem="no student id found in the file name")
+
+
+def student_id_from_name(relative_path: str, assignment: str, pattern: str | None = None) -> str | None:
+    """The student id in an LMS file name, or None (see parse_file_name)."""
+    return parse_file_name(relative_path, assignment, pattern).student_id
+
+
+# ----------------------------------------------------------------------------------------------
 # collect and grade
 # ----------------------------------------------------------------------------------------------
 
@@ -188,6 +338,9 @@ def release(course_dir: Path = ROOT, assignments: list[str] | None = None) -> li
 class Submission:
     file: str                       # path relative to the submissions folder
     student_id: str = ""
+    name: str = ""                  # the student's name, where the file name gives it
+    late: bool = False              # the LMS marked it late (Canvas' LATE_)
+    submitted_at: str = ""          # the time in the LMS file name, else the file's modification time (UTC)
     status: str = "pending"
     score: float | None = None
     max_score: float | None = None
@@ -198,35 +351,15 @@ class Submission:
     sanitized: bool = False         # its grader metadata was repaired before filing
 
     def row(self) -> dict[str, str]:
-        def number(x):
-            return "" if x is None else f"{x:g}"
-        return {"student_id": self.student_id, "file": self.file, "status": self.status,
-                "autograded_score": number(self.score), "autograded_max": number(self.max_score),
-                "manual_max": number(self.manual_max), "course_version": self.version,
+        return {"student_id": self.student_id, "name": self.name, "file": self.file, "status": self.status,
+                "late": "yes" if self.late else "", "submitted_at": self.submitted_at,
+                "autograded_score": _number(self.score), "autograded_max": _number(self.max_score),
+                "manual_max": _number(self.manual_max), "course_version": self.version,
                 "notes": "; ".join(self.notes)}
 
 
-def student_id_from_name(relative_path: str, assignment: str, pattern: str | None = None) -> str | None:
-    """The student id in an LMS file name.
-
-    With `pattern` (a regular expression with one group, searched in the path relative to the
-    submissions folder) that group. Otherwise the first word of the name that contains a digit, once
-    the assignment's name and the extension are removed: `s1234567_energy.ipynb` -> s1234567,
-    Canvas' `smithjane_12345_67890_energy.ipynb` -> 12345, Moodle's
-    `Jane Smith_12345_assignsubmission_file_energy.ipynb` -> 12345.
-    """
-    if pattern:
-        match = re.search(pattern, relative_path)
-        return match.group(1) if match and match.groups() else None
-    stem = relative_path
-    for ext in (".ipynb", ".json", ".txt", ".pdf", ".py", ".zip", ".html"):
-        if stem.lower().endswith(ext):
-            stem = stem[: -len(ext)]
-    stem = re.sub(re.escape(assignment), " ", stem, flags=re.IGNORECASE)
-    for word in re.split(r"[^A-Za-z0-9]+", stem):
-        if any(ch.isdigit() for ch in word):
-            return word
-    return None
+def _number(x) -> str:
+    return "" if x is None or x == "" else f"{float(x):g}"
 
 
 def _grade_cells(nb: dict) -> dict[str, dict]:
@@ -318,8 +451,9 @@ def _sanitize(nb, known: set[str]) -> bool:
 
 
 def _choose(subs: list[Submission], folder: Path) -> Submission:
-    """Several files claim one student id: grade the newest (then the last by name), report the rest."""
-    ranked = sorted(subs, key=lambda s: ((folder / s.file).stat().st_mtime, s.file))
+    """Several files claim one student id: grade the newest notebook (time from the LMS name, else the file),
+    report the rest."""
+    ranked = sorted(subs, key=lambda s: (s.notebook is not None, s.submitted_at, s.file))
     chosen = ranked[-1]
     for other in ranked[:-1]:
         other.status, other.score = "duplicate", None
@@ -456,74 +590,144 @@ def suspicious_code(nb: dict, release_nb: dict) -> list[str]:
             found.append(f"{what} ({', '.join(hits)})")
     return found
 
+def _file_time(path: Path) -> str:
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reports_dir(course_dir: Path, assignment: str) -> Path:
+    """Where an assignment's reports live: one folder per batch, history.csv, all/ and export/."""
+    return Path(course_dir) / "reports" / assignment
+
+
+def _new_batch_folder(parent: Path) -> Path:
+    stamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    folder, n = parent / stamp, 1
+    while folder.exists():
+        n += 1
+        folder = parent / f"{stamp}-{n}"
+    return folder
+
+
+def _set_aside(folder: Path, log) -> None:
+    """An earlier report in the --out folder is renamed, never deleted."""
+    if folder.exists() and any(folder.iterdir()):
+        stamp = datetime.fromtimestamp(folder.stat().st_mtime).strftime("%Y-%m-%d_%H%M%S")
+        target, n = folder.with_name(f"{folder.name}.{stamp}"), 1
+        while target.exists():
+            n += 1
+            target = folder.with_name(f"{folder.name}.{stamp}-{n}")
+        folder.rename(target)
+        log(f"the earlier report in {folder} is kept as {target}")
+
+
+def print_mapping(subs: list[Submission], log=print) -> None:
+    """The file -> student id mapping, printed before anything is graded."""
+    log("file -> student id:")
+    width = max((len(s.file) for s in subs), default=0)
+    for sub in subs:
+        if sub.student_id:
+            extra = [x for x in (sub.notes[0] if sub.notes and sub.notes[0].startswith("read as") else "",
+                                 "LATE" if sub.late else "", sub.submitted_at) if x]
+            log(f"  {sub.file:{width}s} -> {sub.student_id}" + (f"  ({', '.join(extra)})" if extra else ""))
+        else:
+            log(f"  {sub.file:{width}s} -> (none: {'; '.join(sub.notes)})")
+
+
+def _scan(submissions: Path, assignment: str, id_pattern: str | None) -> list[Submission]:
+    subs = []
+    for path in sorted(p for p in submissions.rglob("*") if p.is_file()):
+        rel = path.relative_to(submissions).as_posix()
+        if path.name in IGNORED_FILES or path.name.startswith(".") or "__MACOSX" in path.parts \
+                or ".ipynb_checkpoints" in path.parts:
+            continue
+        found = parse_file_name(rel, assignment, id_pattern)
+        if found.lms == "Blackboard" and path.suffix.lower() == ".txt" and not id_pattern:
+            continue                    # Blackboard's receipt of each attempt, beside the submitted file
+        sub = Submission(file=rel, name=found.name, late=found.late,
+                         submitted_at=found.lms_time or _file_time(path))
+        subs.append(sub)
+        if found.lms:
+            sub.notes.append(f"read as {found.lms} export")
+        if not found.student_id:
+            sub.status = "no student id"
+            sub.notes.append(f"{found.problem}: rename the file or use --id-pattern")
+            continue
+        sub.student_id = found.student_id
+    return subs
+
 
 def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROOT, out: Path | None = None,
                       id_pattern: str | None = None, log=print, sandboxed: bool = True,
-                      time_limit: float = SUBMISSION_WALL_SECONDS, memory_mib: int | None = None) -> list[Submission]:
+                      time_limit: float = SUBMISSION_WALL_SECONDS, memory_mib: int | None = None,
+                      dry_run: bool = False, kind: str = "lms") -> list[Submission]:
     """File, autograde and report one batch of submissions; returns one Submission per file.
 
+    Prints the file -> student id mapping first; with `dry_run` stops there (nothing is written).
     Each submission's code runs in the grading sandbox (utils/sandbox.py). Without one (no bubblewrap,
     not Linux) this refuses, unless `sandboxed=False` (`--no-sandbox`): then student code runs with the
     instructor's rights and can read the solutions and change any file the instructor can.
+    The batch's report goes to `out` (default reports/<assignment>/<date>_<time>/); an earlier report
+    there is renamed, never deleted; the batch is added to reports/<assignment>/history.csv and the
+    merged report reports/<assignment>/all/ is rebuilt from the gradebook.
     """
     from nbgrader.api import Gradebook, MissingEntry
 
     import sandbox
     import slmcourse
 
+    course_dir, submissions = Path(course_dir).resolve(), Path(submissions).resolve()
+    _check_assignment(course_dir, assignment)
+    if not submissions.is_dir():
+        raise GradingError(f"{submissions} is not a folder of submissions")
+    if id_pattern:
+        try:
+            if re.compile(id_pattern).groups < 1:
+                raise GradingError(f"--id-pattern {id_pattern!r} needs one group (...) around the id")
+        except re.error as err:
+            raise GradingError(f"--id-pattern {id_pattern!r} is not a regular expression: {err}") from None
+    out = Path(out).resolve() if out else _new_batch_folder(reports_dir(course_dir, assignment))
+    if out.is_relative_to(submissions) or submissions.is_relative_to(out):
+        raise GradingError("--out must not be inside the submissions folder (or contain it)")
+
+    # 1. read every file name, and show the mapping before anything is graded
+    subs = _scan(submissions, assignment, id_pattern)
+    by_id: dict[str, list[Submission]] = {}
+    for sub in subs:
+        if sub.student_id:
+            by_id.setdefault(sub.student_id, []).append(sub)
+    print_mapping(subs, log)
+    for sid, group in by_id.items():
+        if len(group) > 1:
+            log(f"  several files for {sid}: {', '.join(s.file for s in group)} (the newest notebook is graded)")
+    if dry_run:
+        log("dry run: nothing was filed, graded or written")
+        return subs
     if sandboxed and (problem := sandbox.sandbox_problem()):
         raise GradingError(f"cannot sandbox the submissions: {problem}.\nStudent code would run with your rights "
                            "(it could read solutions/ and change the gradebook or other students' files). Install "
                            "bubblewrap, or pass --no-sandbox to grade anyway at that risk.")
 
-    course_dir, submissions = Path(course_dir).resolve(), Path(submissions).resolve()
-    _check_assignment(course_dir, assignment)
-    if not submissions.is_dir():
-        raise GradingError(f"{submissions} is not a folder of submissions")
-    out = Path(out).resolve() if out else course_dir / "feedback" / f"{assignment}-report"
-    if out.is_relative_to(submissions) or submissions.is_relative_to(out):
-        raise GradingError("--out must not be inside the submissions folder (or contain it)")
-
-    # 1. the gradebook must know the assignment as it is now: generate its release into a scratch folder
+    # 2. the gradebook must know the assignment as it is now: generate its release into a scratch folder
     with tempfile.TemporaryDirectory(prefix="slm-grade-release-") as scratch:
         nbgrader(course_dir, "generate_assignment", assignment, "--force",
                  f"--CourseDirectory.release_directory={scratch}")
         release_nb = _read_json(Path(scratch) / assignment / f"{assignment}.ipynb")
     course_version = slmcourse.__version__
-
-    # 2. look at every file
-    subs: list[Submission] = []
-    for path in sorted(p for p in submissions.rglob("*") if p.is_file()):
-        rel = path.relative_to(submissions).as_posix()
-        if path.name in IGNORED_FILES or path.name.startswith(".") or "__MACOSX" in path.parts \
-                or ".ipynb_checkpoints" in path.parts:
-            continue
-        sub = Submission(file=rel)
-        subs.append(sub)
-        sid = student_id_from_name(rel, assignment, id_pattern)
-        if not sid:
-            sub.status = "no student id"
-            sub.notes.append("no student id found in the file name: rename it or use --id-pattern")
-            continue
-        if not SAFE_ID.match(sid) or sid.endswith("-report"):
-            sub.status = "no student id"
-            sub.notes.append(f"{sid!r} cannot be used as a student id (letters, digits, '_', '.', '-')")
-            continue
-        sub.student_id = sid
-        _inspect(path, sub, release_nb, course_version)
-
-    by_id: dict[str, list[Submission]] = {}
     for sub in subs:
         if sub.student_id:
-            by_id.setdefault(sub.student_id, []).append(sub)
+            _inspect(submissions / sub.file, sub, release_nb, course_version)
     chosen = {sid: (group[0] if len(group) == 1 else _choose(group, submissions)) for sid, group in by_id.items()}
 
     # 3. file the gradable ones into submitted/<id>/<assignment>/<assignment>.ipynb (only those students)
     to_grade = [s for s in chosen.values() if s.notebook is not None]
+    changed: set[str] = set()           # students whose new file differs from the one graded before
     for sub in to_grade:
         folder = course_dir / "submitted" / sub.student_id / assignment
+        before = folder / f"{assignment}.ipynb"
+        if before.is_file() and kind == "lms" and before.read_bytes() != (submissions / sub.file).read_bytes():
+            changed.add(sub.student_id)
         if folder.exists():
-            shutil.rmtree(folder)
+            shutil.rmtree(folder)       # nbgrader's copy of this student's earlier file (the LMS keeps the original)
         folder.mkdir(parents=True)
         if sub.sanitized:
             import nbformat
@@ -552,7 +756,7 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
             nbgrader(course_dir, "generate_feedback", assignment, f"--student={sid}", "--force", check=False)
 
     # 5. read the grades
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+    with Gradebook(_db_url(course_dir)) as gb:
         a = gb.find_assignment(assignment)
         max_code = float(sum(nb.max_code_score for nb in a.notebooks))
         max_written = float(sum(nb.max_written_score for nb in a.notebooks))
@@ -582,53 +786,287 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
             sub.notes.extend(f"review: the code uses {w}" for w in suspicious_code(sub.notebook, release_nb))
             if max_written:
                 sub.notes.append(f"{max_written:g} manual points pending")
+        for sid in sorted(changed - set(failed)):
+            # a new file: the manual grades given to the old one do not apply to it (nbgrader would keep them)
+            for nb in gb.find_submission(assignment, sid).notebooks:
+                for g in nb.grades:
+                    if g.manual_score is not None:
+                        g.manual_score, g.needs_manual_grade = None, g.auto_score is None
+            gb.db.commit()
+            next(s for s in to_grade if s.student_id == sid).notes.append(
+                "a new file: manual grades of the earlier one removed")
+            nbgrader(course_dir, "generate_feedback", assignment, f"--student={sid}", "--force", check=False)
+        for sid in graded_ids:
+            if sid not in failed:
+                _mark_ungraded_answers(gb, course_dir, assignment, sid)
 
-    # 6. write the report: grades.csv and one feedback page per student
-    if out.exists():
-        shutil.rmtree(out)
+    # 6. this batch's report (grades.csv and one feedback page per student), its history, the merged report
+    _set_aside(out, log)
     (out / "feedback").mkdir(parents=True)
     rows = sorted(subs, key=lambda s: (s.student_id == "", s.student_id, s.file))
-    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for sub in rows:
-            writer.writerow(sub.row())
+    _write_csv(out / "grades.csv", CSV_FIELDS, [s.row() for s in rows])
     for sub in rows:
-        if not sub.student_id or sub.status == "duplicate":
-            continue
-        page = out / "feedback" / f"{sub.student_id}.html"
-        made = course_dir / "feedback" / sub.student_id / assignment / f"{assignment}.html"
-        if sub.status == "graded" and made.is_file():
-            shutil.copyfile(made, page)
-        else:
-            body = (f"<p>Your submission <code>{html.escape(sub.file)}</code> could not be graded: "
-                    f"<b>{html.escape(sub.status)}</b>.</p>\n<p>{html.escape('; '.join(sub.notes))}</p>\n"
-                    f"<p>Autograded score: 0 / {sub.max_score:g}. Please submit the notebook "
-                    f"<code>{assignment}.ipynb</code> from the course's assignments folder.</p>")
-            page.write_text(_html_page(f"{assignment}: feedback for {sub.student_id}", body), encoding="utf-8")
+        if sub.student_id and sub.status != "duplicate":
+            _write_page(course_dir, assignment, sub.row(), out / "feedback" / f"{sub.student_id}.html")
     log(f"wrote {out / 'grades.csv'} and {len([r for r in rows if r.student_id and r.status != 'duplicate'])} "
         f"feedback page(s) in {out / 'feedback'}")
+    _append_history(course_dir, assignment, [s.row() for s in rows], out.name, kind)
+    merged = rebuild_report(course_dir, assignment)
+    log(f"the merged report of every batch: {merged}")
     return subs
 
 
-def grade_collected(assignment: str, course_dir: Path = ROOT, out: Path | None = None, **options) -> list[Submission]:
-    """Grade what `nbgrader collect` filed as submitted/<student>/<assignment>/<assignment>.ipynb (JupyterHub).
+def grade_collected(assignment: str, course_dir: Path = ROOT, out: Path | None = None,
+                    students: list[str] | None = None, **options) -> list[Submission]:
+    """Grade what is filed as submitted/<student>/<assignment>/<assignment>.ipynb (`nbgrader collect` on a
+    JupyterHub, or earlier collect-and-grade batches): everyone, or only `students`.
 
     The same path as collect-and-grade (each submission in the sandbox, grades.csv, feedback pages), with
-    the collected notebooks as the batch: they are copied out first, so filing them again changes nothing.
+    the filed notebooks as the batch: they are copied out first, so filing them again changes nothing.
+    This is how to regrade after fixing a test (everyone) or one student (`students=[id]`).
     """
     course_dir = Path(course_dir).resolve()
     _check_assignment(course_dir, assignment)
+    found = sorted((course_dir / "submitted").glob(f"*/{assignment}/{assignment}.ipynb"))
+    if students:
+        unknown = sorted(set(students) - {nb.parents[1].name for nb in found})
+        if unknown:
+            raise GradingError(f"no submission of {assignment} is filed for {', '.join(unknown)} "
+                               f"(submitted/<id>/{assignment}/{assignment}.ipynb)")
+        found = [nb for nb in found if nb.parents[1].name in students]
     with tempfile.TemporaryDirectory(prefix="slm-collected-") as batch:
-        for nb in sorted((course_dir / "submitted").glob(f"*/{assignment}/{assignment}.ipynb")):
+        for nb in found:
             student = nb.parents[1].name
             (Path(batch) / student).mkdir()
             shutil.copy2(nb, Path(batch) / student / f"{assignment}.ipynb")
-        return collect_and_grade(assignment, Path(batch), course_dir, out, id_pattern=r"^([^/]+)/", **options)
+        return collect_and_grade(assignment, Path(batch), course_dir, out, id_pattern=r"^([^/]+)/",
+                                 kind="collected", **options)
 
 
 # ----------------------------------------------------------------------------------------------
-# command line
+# reports: pages, history, the merged report, the final export
+# ----------------------------------------------------------------------------------------------
+
+HISTORY_FIELDS = CSV_FIELDS + ["batch", "kind"]
+EXPORT_FIELDS = ["student_id", "name", "file", "status", "late", "submitted_at", "autograded", "autograded_max",
+                 "manual", "manual_max", "total", "max", "batch", "notes"]
+NOT_GRADED = "not graded yet"
+
+
+def _db_url(course_dir: Path) -> str:
+    return f"sqlite:///{Path(course_dir) / 'gradebook.db'}"
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _append_history(course_dir: Path, assignment: str, rows: list[dict], batch: str, kind: str) -> None:
+    """reports/<assignment>/history.csv: every batch's rows, appended, never rewritten."""
+    path = reports_dir(course_dir, assignment) / "history.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file()
+    with open(path, "a", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, lineterminator="\n", extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "batch": batch, "kind": kind})
+
+
+def _written_grades(gb, assignment: str, student: str) -> tuple[float, float, float, list[str]]:
+    """(autograded, manual so far, manual max, ids of written answers not graded yet) from the gradebook."""
+    auto = manual = manual_max = 0.0
+    pending = []
+    for nb in gb.find_submission(assignment, student).notebooks:
+        for g in nb.grades:
+            if g.cell_type == "markdown":
+                manual_max += float(g.max_score)
+                if g.manual_score is None and g.auto_score is None:
+                    pending.append(g.name)
+                else:
+                    manual += float(g.score)
+            else:
+                auto += float(g.score)
+    return auto, manual, manual_max, sorted(pending)
+
+
+def _mark_ungraded_answers(gb, course_dir: Path, assignment: str, student: str) -> None:
+    """nbgrader's feedback page shows a written answer nobody graded yet as 0 points: say so instead."""
+    page = course_dir / "feedback" / student / assignment / f"{assignment}.html"
+    if not page.is_file():
+        return
+    _, _, _, pending = _written_grades(gb, assignment, student)
+    text = page.read_text(encoding="utf-8")
+    for gid in pending:
+        text = re.sub(rf'(<a href="#{re.escape(gid)}">[^<]*</a> \(Score: )[\d.]+( / )', rf"\g<1>{NOT_GRADED}\2",
+                      text, count=1)
+        text = re.sub(rf'(<a name="{re.escape(gid)}"></a>.*?Score: )[\d.]+( / )', rf"\g<1>{NOT_GRADED}\2", text,
+                      count=1, flags=re.DOTALL)
+    if pending:
+        text = re.sub(r"(<h4>[^<]*\(Score)(: [\d.]+ / [\d.]+)\)</h4>",
+                      rf"\1 so far\2; written answers {NOT_GRADED})</h4>", text, count=1)
+    page.write_text(text, encoding="utf-8")
+
+
+def _write_page(course_dir: Path, assignment: str, row: dict, page: Path) -> None:
+    """One student's feedback page: nbgrader's (hidden tests removed) or why the file was not graded."""
+    made = course_dir / "feedback" / row["student_id"] / assignment / f"{assignment}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    if row["status"] == "graded" and made.is_file():
+        shutil.copyfile(made, page)
+        return
+    body = (f"<p>Your submission <code>{html.escape(row['file'])}</code> could not be graded: "
+            f"<b>{html.escape(row['status'])}</b>.</p>\n<p>{html.escape(row['notes'])}</p>\n"
+            f"<p>Autograded score: 0 / {row['autograded_max']}. Please submit the notebook "
+            f"<code>{assignment}.ipynb</code> from the course's assignments folder.</p>")
+    page.write_text(_html_page(f"{assignment}: feedback for {row['student_id']}", body), encoding="utf-8")
+
+
+def merged_rows(course_dir: Path, assignment: str) -> list[dict]:
+    """One row per student over every batch (the latest file of each student), scores from the gradebook.
+
+    A regrade from submitted/ (`autograde`) keeps the name, file, late flag and time of the LMS batch the
+    file came from. Written answers nobody graded yet are "not graded yet" (and no total), not 0.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    history = _read_csv(reports_dir(course_dir, assignment) / "history.csv")
+    latest: dict[str, dict] = {}
+    no_id: list[dict] = []
+    for row in history:
+        if row["status"] == "duplicate":
+            continue
+        if not row["student_id"]:
+            no_id.append(row)
+            continue
+        before = latest.get(row["student_id"])
+        if row["kind"] == "collected" and before:
+            row = {**row, **{k: before[k] for k in ("name", "file", "late", "submitted_at")}}
+        latest[row["student_id"]] = row
+    rows = []
+    with Gradebook(_db_url(course_dir)) as gb:
+        try:
+            a = gb.find_assignment(assignment)
+        except MissingEntry:
+            a = None
+        code_max = float(sum(nb.max_code_score for nb in a.notebooks)) if a else 0.0
+        written_max = float(sum(nb.max_written_score for nb in a.notebooks)) if a else 0.0
+        if a:
+            for s in a.submissions:
+                latest.setdefault(s.student.id, {"student_id": s.student.id, "name": "", "file": "", "late": "",
+                                                 "submitted_at": "", "status": "graded", "batch": "",
+                                                 "notes": "graded outside grade.py"})
+        for sid, row in sorted(latest.items()):
+            out = {k: row.get(k, "") for k in EXPORT_FIELDS}
+            out.update(autograded_max=_number(code_max), manual_max=_number(written_max),
+                       max=_number(code_max + written_max))
+            notes = [n for n in row.get("notes", "").split("; ") if n and not n.endswith("manual points pending")]
+            if row["status"] == "graded":
+                try:
+                    auto, manual, _, pending = _written_grades(gb, assignment, sid)
+                except MissingEntry:
+                    out.update(status="grading failed", autograded="0", manual="", total="0")
+                    notes.append("not in the gradebook")
+                else:
+                    out["autograded"] = _number(auto)
+                    if pending:
+                        out.update(manual=NOT_GRADED, total="")
+                        notes.append(f"written answers {NOT_GRADED}: {', '.join(pending)}")
+                    else:
+                        out.update(manual=_number(manual), total=_number(auto + manual))
+            else:          # a file that could not be graded: 0 points, nothing to grade by hand
+                out.update(autograded="0", manual="0", total="0")
+            out["notes"] = "; ".join(notes)
+            rows.append(out)
+    for row in no_id:
+        rows.append({**{k: row.get(k, "") for k in EXPORT_FIELDS}, "autograded": "", "manual": "", "total": ""})
+    return rows
+
+
+def rebuild_report(course_dir: Path, assignment: str) -> Path:
+    """reports/<assignment>/all/: grades.csv and a feedback page per student, over every batch, from the
+    gradebook as it is now (manual grades and comments included). Rebuilt in full every time."""
+    folder = reports_dir(course_dir, assignment) / "all"
+    rows = merged_rows(course_dir, assignment)
+    _write_csv(folder / "grades.csv", EXPORT_FIELDS, rows)
+    for row in rows:
+        if row["student_id"]:
+            _write_page(course_dir, assignment, row, folder / "feedback" / f"{row['student_id']}.html")
+    return folder
+
+
+def _canvas_rows(rows: list[dict], column: str) -> list[dict]:
+    return [{"Student": r["name"], "ID": r["student_id"], "SIS User ID": "", "SIS Login ID": "", "Section": "",
+             column: r["total"]} for r in rows if r["student_id"]]
+
+
+def _moodle_rows(rows: list[dict]) -> list[dict]:
+    return [{"Identifier": f"Participant {r['student_id']}", "Full name": r["name"], "Email address": "",
+             "Status": r["status"], "Grade": r["total"], "Maximum Grade": r["max"], "Grade can be changed": "Yes",
+             "Last modified (submission)": r["submitted_at"], "Last modified (grade)": "",
+             "Feedback comments": r["notes"]} for r in rows if r["student_id"]]
+
+
+CANVAS_FIELDS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+MOODLE_FIELDS = ["Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade",
+                 "Grade can be changed", "Last modified (submission)", "Last modified (grade)", "Feedback comments"]
+
+
+def refresh_feedback(course_dir: Path, assignment: str) -> list[str]:
+    """nbgrader's feedback/<id>/<assignment>/ pages of every graded student made again from the gradebook
+    (manual scores and comments included; written answers nobody graded yet say so); returns the ids."""
+    from nbgrader.api import Gradebook
+
+    course_dir = Path(course_dir).resolve()
+    graded = sorted(p.parents[1].name for p in (course_dir / "autograded").glob(f"*/{assignment}/{assignment}.ipynb"))
+    if graded:
+        nbgrader(course_dir, "generate_feedback", assignment, "--force", check=False)
+        with Gradebook(_db_url(course_dir)) as gb:
+            for sid in graded:
+                _mark_ungraded_answers(gb, course_dir, assignment, sid)
+    return graded
+
+
+def export(assignment: str, course_dir: Path = ROOT, out: Path | None = None, canvas_column: str | None = None,
+           log=print) -> Path:
+    """The final export, after manual grading: refreshes nbgrader's feedback and the merged report with the
+    manual scores and comments, and writes grades.csv, canvas.csv and moodle.csv into `out`
+    (default reports/<assignment>/export/)."""
+    course_dir = Path(course_dir).resolve()
+    _check_assignment(course_dir, assignment)
+    if not (course_dir / "gradebook.db").is_file():
+        raise GradingError(f"there is no gradebook in {course_dir}: grade a batch first")
+    refresh_feedback(course_dir, assignment)
+    report = rebuild_report(course_dir, assignment)
+    rows = merged_rows(course_dir, assignment)
+    out = Path(out).resolve() if out else reports_dir(course_dir, assignment) / "export"
+    column = canvas_column or assignment
+    _write_csv(out / "grades.csv", EXPORT_FIELDS, rows)
+    _write_csv(out / "canvas.csv", CANVAS_FIELDS + [column], _canvas_rows(rows, column))
+    _write_csv(out / "moodle.csv", MOODLE_FIELDS, _moodle_rows(rows))
+    pending = [r["student_id"] for r in rows if r["manual"] == NOT_GRADED]
+    log(f"wrote {out / 'grades.csv'}, canvas.csv and moodle.csv; feedback pages with manual grades in "
+        f"{report / 'feedback'}")
+    if pending:
+        log(f"warning: written answers not graded yet for {', '.join(pending)}: their total is left empty "
+            "(grade them in the Formgrader, then export again)")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# command line: one entry per subcommand in COMMANDS (name -> help, arguments, run)
 # ----------------------------------------------------------------------------------------------
 
 def _points(course_dir: Path, name: str) -> str:
@@ -637,79 +1075,150 @@ def _points(course_dir: Path, name: str) -> str:
     return f"{auto} autograded + {manual} manual" if auto is not None else "?"
 
 
+def _list_args(p) -> None:
+    pass
+
+
+def _list(args, course_dir: Path) -> int:
+    for name in assignment_names(course_dir):
+        state = "up to date" if not release_differences(course_dir, [name]) else "OUT OF DATE"
+        print(f"{name:22s} {_points(course_dir, name):26s} release {state}")
+    return 0
+
+
+def _release_args(p) -> None:
+    p.add_argument("assignments", nargs="*", help="default: all")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if assignments/ is out of date")
+
+
+def _release(args, course_dir: Path) -> int:
+    if args.check:
+        problems = release_differences(course_dir, args.assignments or None)
+        for problem in problems:
+            print(problem)
+        if problems:
+            print("assignments/ is out of date: run `python utils/grade.py release` and commit it")
+            return 1
+        print("assignments/ matches solutions/")
+    else:
+        for name in release(course_dir, args.assignments or None):
+            print(f"released assignments/{name}/")
+    return 0
+
+
+def _grading_args(p) -> None:
+    p.add_argument("--out", type=Path, help="this batch's report folder (default reports/<assignment>/<date>_<time>/;"
+                                            " an earlier report there is renamed, never deleted)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="grade without the bubblewrap sandbox (student code then runs with YOUR rights: it can "
+                        "read solutions/, the gradebook and other students' work, and change them)")
+    p.add_argument("--time-limit", type=float, default=SUBMISSION_WALL_SECONDS, metavar="SECONDS",
+                   help=f"wall time one submission may take in all (default {SUBMISSION_WALL_SECONDS}); "
+                        "a submission stopped by it is reported as 'grading failed'")
+    p.add_argument("--memory-limit", type=int, metavar="MIB",
+                   help="memory one submission may use (default: the solution's measured peak in "
+                        "course/BUDGET.md + 1024 MiB, else 3072 MiB)")
+
+
+def _collect_args(p) -> None:
+    p.add_argument("assignment")
+    p.add_argument("submissions", type=Path, help="folder with one file per student (student id in the name)")
+    p.add_argument("--id-pattern", help="regular expression with one group that captures the student id")
+    p.add_argument("--dry-run", action="store_true", help="only print the file -> student id mapping")
+    _grading_args(p)
+
+
+def _autograde_args(p) -> None:
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", metavar="ID",
+                   help="regrade only this student's filed submission (repeatable); default: everyone")
+    _grading_args(p)
+
+
+def _print_batch(subs: list[Submission]) -> None:
+    for sub in subs:
+        score = f"{sub.score:g}/{sub.max_score:g}" if sub.score is not None and sub.max_score else "-"
+        print(f"{sub.student_id or '?':14s} {sub.status:16s} {score:8s} {sub.file}")
+
+
+def _grading_options(args) -> dict:
+    if args.no_sandbox:
+        print("warning: grading WITHOUT a sandbox: each submission runs with your rights and can read "
+              "solutions/, the gradebook and other submissions, and change them", file=sys.stderr)
+    return dict(sandboxed=not args.no_sandbox, time_limit=args.time_limit, memory_mib=args.memory_limit)
+
+
+def _collect(args, course_dir: Path) -> int:
+    options = {} if args.dry_run else _grading_options(args)
+    subs = collect_and_grade(args.assignment, args.submissions, course_dir, args.out, args.id_pattern,
+                             dry_run=args.dry_run, **options)
+    if not args.dry_run:
+        _print_batch(subs)
+    return 0
+
+
+def _autograde(args, course_dir: Path) -> int:
+    _print_batch(grade_collected(args.assignment, course_dir, args.out, students=args.student,
+                                 **_grading_options(args)))
+    return 0
+
+
+def _export_args(p) -> None:
+    p.add_argument("assignment")
+    p.add_argument("--out", type=Path, help="where grades.csv, canvas.csv and moodle.csv go "
+                                            "(default reports/<assignment>/export/)")
+    p.add_argument("--canvas-column", metavar="NAME",
+                   help="the assignment's column in Canvas' gradebook, as Canvas exports it: 'Energy (12345)' "
+                        "(default: the assignment's name, which Canvas imports as a new assignment)")
+
+
+def _export(args, course_dir: Path) -> int:
+    export(args.assignment, course_dir, args.out, args.canvas_column)
+    return 0
+
+
+def _exchange_args(p) -> None:
+    p.add_argument("action", choices=("release", "collect", "feedback"))
+    p.add_argument("assignment")
+    _grading_args(p)
+
+
+def _exchange(args, course_dir: Path) -> int:
+    import grade_exchange
+    return grade_exchange.run(args, course_dir)
+
+
+# name -> (help, add its arguments to a parser, run it with (args, course_dir) and return the exit status)
+COMMANDS = {
+    "list": ("the assignments and whether their release is current", _list_args, _list),
+    "release": ("regenerate assignments/ from solutions/", _release_args, _release),
+    "collect-and-grade": ("file, autograde and report a folder of LMS submissions", _collect_args, _collect),
+    "autograde": ("autograde, sandboxed, what is filed in submitted/ (nbgrader collect, or a regrade)",
+                  _autograde_args, _autograde),
+    "export": ("after manual grading: final grades.csv, Canvas and Moodle CSVs, refreshed feedback pages",
+               _export_args, _export),
+    "exchange": ("JupyterHub: release into, collect (and autograde) from, and return feedback through nbgrader's "
+                 "exchange (utils/grade_exchange.py)", _exchange_args, _exchange),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grade.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course-dir", type=Path, default=ROOT,
                         help="the course directory with nbgrader_config.py and solutions/ (default: this checkout)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="the assignments and whether their release is current")
-    rel = commands.add_parser("release", help="regenerate assignments/ from solutions/")
-    rel.add_argument("assignments", nargs="*", help="default: all")
-    rel.add_argument("--check", action="store_true", help="change nothing; exit 1 if assignments/ is out of date")
-    cg = commands.add_parser("collect-and-grade", help="file, autograde and report a folder of LMS submissions")
-    cg.add_argument("assignment")
-    cg.add_argument("submissions", type=Path, help="folder with one file per student (student id in the name)")
-    cg.add_argument("--id-pattern", help="regular expression with one group that captures the student id")
-    ag = commands.add_parser("autograde", help="autograde, sandboxed, what `nbgrader collect` put in submitted/")
-    ag.add_argument("assignment")
-    ex = commands.add_parser("exchange", help="JupyterHub: release into, collect (and autograde) from, and return "
-                             "feedback through nbgrader's exchange (utils/grade_exchange.py)")
-    ex.add_argument("action", choices=("release", "collect", "feedback"))
-    ex.add_argument("assignment")
-    for p in (cg, ag, ex):
-        p.add_argument("--out", type=Path,
-                       help="where grades.csv and feedback/ go (default feedback/<assignment>-report)")
-        p.add_argument("--no-sandbox", action="store_true",
-                       help="grade without the bubblewrap sandbox (student code then runs with YOUR rights: it can "
-                            "read solutions/, the gradebook and other students' work, and change them)")
-        p.add_argument("--time-limit", type=float, default=SUBMISSION_WALL_SECONDS, metavar="SECONDS",
-                       help=f"wall time one submission may take in all (default {SUBMISSION_WALL_SECONDS}); "
-                            "a submission stopped by it is reported as 'grading failed'")
-        p.add_argument("--memory-limit", type=int, metavar="MIB",
-                       help="memory one submission may use (default: the solution's measured peak in "
-                            "course/BUDGET.md + 1024 MiB, else 3072 MiB)")
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     course_dir = args.course_dir.resolve()
     try:
         if not (course_dir / "nbgrader_config.py").is_file() or not (course_dir / "solutions").is_dir():
             raise GradingError(f"{course_dir} is not a course directory (it needs nbgrader_config.py and solutions/)")
-        if args.command == "list":
-            for name in assignment_names(course_dir):
-                state = "up to date" if not release_differences(course_dir, [name]) else "OUT OF DATE"
-                print(f"{name:22s} {_points(course_dir, name):26s} release {state}")
-        elif args.command == "release":
-            if args.check:
-                problems = release_differences(course_dir, args.assignments or None)
-                for problem in problems:
-                    print(problem)
-                if problems:
-                    print("assignments/ is out of date: run `python utils/grade.py release` and commit it")
-                    return 1
-                print("assignments/ matches solutions/")
-            else:
-                for name in release(course_dir, args.assignments or None):
-                    print(f"released assignments/{name}/")
-        elif args.command == "exchange":
-            import grade_exchange
-            return grade_exchange.run(args, course_dir)
-        else:
-            if args.no_sandbox:
-                print("warning: grading WITHOUT a sandbox: each submission runs with your rights and can read "
-                      "solutions/, the gradebook and other submissions, and change them", file=sys.stderr)
-            options = dict(sandboxed=not args.no_sandbox, time_limit=args.time_limit, memory_mib=args.memory_limit)
-            if args.command == "autograde":
-                subs = grade_collected(args.assignment, course_dir, args.out, **options)
-            else:
-                subs = collect_and_grade(args.assignment, args.submissions, course_dir, args.out, args.id_pattern,
-                                         **options)
-            for sub in subs:
-                score = f"{sub.score:g}/{sub.max_score:g}" if sub.score is not None and sub.max_score else "-"
-                print(f"{sub.student_id or '?':14s} {sub.status:16s} {score:8s} {sub.file}")
+        return COMMANDS[args.command][2](args, course_dir)
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":
