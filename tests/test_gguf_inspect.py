@@ -13,7 +13,7 @@ def smol():
 
 @pytest.fixture(scope="module")
 def gemma():
-    return G.open_gguf(G.bundled_gguf("gemma-3-270m"))
+    return G.bundled_gguf("gemma-3-270m")     # a path: the tables read only its header (GGUFReader takes ~10 s)
 
 
 def test_bits_per_weight_of_the_types():
@@ -56,6 +56,19 @@ def test_gemma_k_quants_need_rows_of_256(gemma):
     # rows of 640 weights cannot hold 256-weight super-blocks: those tensors fall back to Q5_0 / Q8_0
     assert all(r["type"] in ("Q5_0", "Q8_0", "F32") for r in rows if r["shape"][-1] == 640)
     assert sum(r["weights"] for r in rows) == 268_098_176
+
+
+def test_header_table_equals_gguf_reader(smol, tmp_path):
+    path = G.bundled_gguf("smollm2-135m")
+    assert G.tensor_table(path) == G.tensor_table(smol)         # header only == GGUFReader
+    assert G.type_summary(path) == G.type_summary(smol)
+    assert [name for name, _, _ in G.header_tensors(path)] == [t.name for t in smol.tensors]
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"NOPE" + bytes(40))
+    with pytest.raises(CourseError, match="not a GGUF file"):
+        G.tensor_table(bad)
+    with pytest.raises(CourseError, match="no such file"):
+        G.header_tensors(tmp_path / "missing.gguf")
 
 
 def test_q4_1_block_by_hand_equals_gguf(smol):

@@ -119,14 +119,78 @@ def metadata(path_or_reader, keys=None) -> dict:
     return out
 
 
+# GGUF metadata value types -> bytes of one value (8 = string and 9 = array are walked instead)
+_VALUE_BYTES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+
+def header_tensors(path) -> list[tuple[str, int, tuple[int, ...]]]:
+    """(name, ggml type number, dimensions as GGUF lists them) of every tensor, from the file's header only.
+
+    Skips the key-value metadata without decoding it: much faster than ``GGUFReader`` on a file with a
+    large vocabulary (Gemma's 262,144 tokens), which builds one array per token. No tensor data is read.
+    """
+    import mmap
+    import struct
+
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(f"no such file: {path}")
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data[:4] != b"GGUF":
+            raise CourseError(f"{path.name} is not a GGUF file (it does not start with 'GGUF')")
+        version, n_tensors, n_kv = struct.unpack_from("<IQQ", data, 4)
+        if version < 2:
+            raise CourseError(f"{path.name} is GGUF version {version}; only versions 2 and later are read")
+        offs = 24
+
+        def skip_value(vtype: int, offs: int) -> int:
+            if vtype == 8:                                   # string: uint64 length + bytes
+                return offs + 8 + struct.unpack_from("<Q", data, offs)[0]
+            if vtype == 9:                                   # array: item type, count, items
+                itype, count = struct.unpack_from("<IQ", data, offs)
+                offs += 12
+                if itype in _VALUE_BYTES:
+                    return offs + count * _VALUE_BYTES[itype]
+                for _ in range(count):
+                    offs = skip_value(itype, offs)
+                return offs
+            if vtype not in _VALUE_BYTES:
+                raise CourseError(f"{path.name}: unknown GGUF value type {vtype}")
+            return offs + _VALUE_BYTES[vtype]
+
+        for _ in range(n_kv):
+            offs += 8 + struct.unpack_from("<Q", data, offs)[0]          # the key
+            vtype = struct.unpack_from("<I", data, offs)[0]
+            offs = skip_value(vtype, offs + 4)
+        tensors = []
+        for _ in range(n_tensors):
+            length = struct.unpack_from("<Q", data, offs)[0]
+            name = data[offs + 8:offs + 8 + length].decode("utf-8")
+            offs += 8 + length
+            n_dims = struct.unpack_from("<I", data, offs)[0]
+            dims = struct.unpack_from(f"<{n_dims}Q", data, offs + 4)
+            offs += 4 + 8 * n_dims
+            qtype = struct.unpack_from("<I", data, offs)[0]
+            offs += 12                                                   # type + data offset
+            tensors.append((name, qtype, tuple(int(d) for d in dims)))
+    return tensors
+
+
 def tensor_table(path_or_reader) -> list[dict]:
-    """One row per tensor: name, ggml type, shape (PyTorch order), weights, bytes, bits per weight."""
-    reader = open_gguf(path_or_reader)
+    """One row per tensor: name, ggml type, shape (PyTorch order), weights, bytes, bits per weight.
+
+    Given a path, only the file's header is read (`header_tensors`); given a ``GGUFReader``, its tensors."""
+    _need_gguf()
+    if isinstance(path_or_reader, GGUFReader):
+        infos = [(t.name, int(t.tensor_type), tuple(int(d) for d in t.shape.tolist())) for t in path_or_reader.tensors]
+    else:
+        infos = header_tensors(path_or_reader)
     rows = []
-    for t in reader.tensors:
-        elements, nbytes = int(t.n_elements), int(t.n_bytes)
-        rows.append({"name": t.name, "type": type_name(t.tensor_type),
-                     "shape": tuple(int(d) for d in reversed(t.shape.tolist())),
+    for name, qtype, dims in infos:
+        elements = int(np.prod(dims, dtype=np.int64))
+        per_block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(qtype)]
+        nbytes = elements * block_bytes // per_block
+        rows.append({"name": name, "type": type_name(qtype), "shape": tuple(reversed(dims)),
                      "weights": elements, "bytes": nbytes, "bits_per_weight": 8 * nbytes / elements})
     return rows
 
@@ -276,3 +340,7 @@ def quantize_tensor(values, qtype="Q4_1") -> np.ndarray:
     if values.ndim != 2 or values.shape[1] % block_size(qtype)[0]:
         raise CourseError(f"{qtype.name} needs rows whose length is a multiple of {block_size(qtype)[0]}")
     return gguf.quants.quantize(values, qtype)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())
