@@ -140,7 +140,31 @@ def test_the_2024_26_block():
     assert sum(c.is_moe for c in cards) == sum(bool(c.active_params_source) for c in cards)
     assert all(0 < c.active_params < c.params for c in cards if c.is_moe)
     assert {c.tuning for c in cards} == {"base", "instruct"}
-    assert {c.key for c in cards if c.tuning == "base"} == {"olmoe-1b-7b", "deepseek-v2-lite", "modernbert-base"}
+    assert {c.key for c in cards if c.tuning == "base"} == {"olmoe-1b-7b", "deepseek-v2-lite", "modernbert-base",
+                                                            "embeddinggemma-300m"}
     # the source table keeps its fifteen; the chooser's default cards do not change
     assert len(catalogue.source_table_names()) == 15
     assert len(catalogue.all_cards()) == 18 and len(catalogue.all_cards(include_newest=True)) == 18 + len(newest)
+
+
+def test_issue_17_additions_match_their_published_figures():
+    """Qwen3.5, Falcon-H1, Gemma 3n and EmbeddingGemma: built full size on meta from their published configs."""
+    newest = set(catalogue.newest_names())
+    assert {"qwen3.5-0.8b", "falcon-h1-0.5b", "gemma-3n-e4b", "embeddinggemma-300m"} <= newest
+    published = {  # key: (published figure, what the counted model leaves out of it)
+        "qwen3.5-0.8b": (0.8e9, 0.06),          # "0.8B" with a vision encoder; the language model is 0.75B
+        "falcon-h1-0.5b": (521e6, 0.001),       # 521M on the Hub
+        "embeddinggemma-300m": (308e6, 0.02),   # 308M with the two dense layers (4.7M) of its pipeline
+    }
+    for key, (figure, slack) in published.items():
+        counted = slmcourse.count_parameters(slmcourse.full_size(key))
+        assert counted == catalogue.get(key).params
+        assert abs(counted - figure) / figure <= slack, (key, counted)
+    assert catalogue.get("embeddinggemma-300m").params + 768 * 3072 * 2 == 307_581_696      # -> 308M
+    g3n = catalogue.get("gemma-3n-e4b")
+    assert g3n.config["num_hidden_layers"] * 256 * 262_144 == 2_348_810_240                 # per-layer embeddings
+    assert 4e9 < g3n.params - 2_348_810_240 < 8e9 < g3n.params + 1.2e9                      # 8B with audio + vision
+    full = slmcourse.full_size("qwen3.5-0.8b")
+    assert [t for t in full.config.layer_types[:4]] == ["linear_attention"] * 3 + ["full_attention"]
+    assert catalogue.get("falcon-h1-0.5b").attention == "GQA" and catalogue.get("embeddinggemma-300m").attention == "MQA"
+    assert slmcourse.full_size("embeddinggemma-300m").config.use_bidirectional_attention is True

@@ -121,7 +121,7 @@ def test_no_base_model_first_for_chat_or_instructions(task, device, precision, l
 
 def test_the_quality_order_says_what_it_rests_on():
     basis = C.ranking_basis("quality")
-    assert "parameter count" in basis and "proxy" in basis and "no measured quality" in basis
+    assert "parameter count" in basis and "proxy" in basis and "measured accuracy" in basis
     assert "smallest" in C.ranking_basis("efficiency")
     with pytest.raises(CourseError, match="prefer"):
         C.ranking_basis("best")
@@ -147,7 +147,8 @@ def test_chooser_explorer():
 
     labels = dict((v, k) for k, v in format_options())
     assert list(labels)[-2:] == ["int8", "int4"] and "ideal" in labels["int4"] and "ideal" not in labels["Q4_K_M"]
-    box = chooser_explorer(task="chat", device="Laptop (16 GB RAM)", licence="commercial")
+    assert chooser_explorer().controls["include_newest"].value is True      # the 2024-26 block: on by default
+    box = chooser_explorer(task="chat", device="Laptop (16 GB RAM)", licence="commercial", include_newest=False)
     assert box.controls["precision"].value == C.DEFAULT_QUANTIZED
     assert "parameter count" in box.result.value and "<td>base</td>" in box.result.value
     assert "Zephyr-7B" in box.result.value.split("</tr>")[1]           # first row: a chat model, not Mistral
@@ -164,3 +165,54 @@ def test_chooser_explorer():
     box.controls["device"].value = "Raspberry Pi 5 (8 GB)"
     box.controls["task"].value = "text generation"
     assert "Gemma-3-270M" in box.result.value
+    # the 2024-26 block is offered (and on by default); switching it off leaves the source-table catalogue
+    box.controls["latency_ms"].value = 0.0
+    box.controls["multilingual"].value = False
+    box.controls["task"].value = "chat"
+    off = box.result.value
+    box.controls["include_newest"].value = True
+    on = box.result.value
+    assert any(name in on for name in ("Qwen3", "Llama-3.2", "Gemma-3-1B", "Phi-4-mini", "SmolLM3"))
+    assert not any(name in off for name in ("Qwen3", "Llama-3.2", "Gemma-3-1B", "Phi-4-mini", "SmolLM3"))
+
+
+# --- issue 14 point 5: measured quality where the course has it ---------------------------------
+def test_measured_models_are_ordered_by_their_measured_accuracy_and_say_so():
+    from slmcourse import evaluate as ev
+
+    measured = [k for k in ("smollm2-135m", "gemma-3-270m") if C.measured_quality(k) is not None]
+    assert "smollm2-135m" in measured
+    q = C.measured_quality("smollm2-135m")
+    runs = [ev.run_result("smollm2-135m", t, 0, False) for t in ev.TASKS]
+    assert q["score"] == pytest.approx(sum(r.accuracy for r in runs) / len(runs))
+    assert "measured by the course" in q["text"] and "200 test items" in q["text"]
+    assert C.measured_quality("mistral-7b") is None and C.measured_quality("qwen3-0.6b") is None
+    ranked = C.choose(task="text generation", device="Laptop (16 GB RAM)", include_rejected=False)
+    for cand in ranked:
+        notes = [r for r in cand.reasons if "quality" in r]
+        assert len(notes) == 1
+        assert ("measured by the course" in notes[0]) == (cand.key in measured)
+        assert ("no course measurement" in notes[0]) == (cand.key not in measured)
+    # measured models keep the slots the size proxy gives them but are ordered by their measured score
+    keys = [c.key for c in ranked]
+    by_size = [c.key for c in sorted(ranked, key=lambda c: (-c.params, c.key))]
+    slots = sorted(keys.index(k) for k in measured)
+    assert slots == sorted(by_size.index(k) for k in measured)
+    scores = [ranked[i].quality for i in slots]
+    assert scores == sorted(scores, reverse=True)
+    unmeasured = [k for k in keys if k not in measured]
+    assert unmeasured == [k for k in by_size if k not in measured]
+    # efficiency keeps the plain smallest-first order
+    small = C.choose(task="text generation", device="Laptop (16 GB RAM)", include_rejected=False, prefer="efficiency")
+    assert [c.params for c in small] == sorted(c.params for c in small)
+
+
+def test_measured_order_overrides_size_when_the_smaller_model_scores_higher(monkeypatch):
+    fake = {"smollm2-135m": 0.9, "gemma-3-270m": 0.4}
+    monkeypatch.setattr(C, "measured_quality", lambda m: ({"score": fake[get(m).key], "text": "quality measured by "
+                                                           "the course (fake)"} if get(m).key in fake else None))
+    keys = [c.key for c in C.choose(task="text generation", device="Laptop (16 GB RAM)", include_rejected=False)]
+    assert keys.index("smollm2-135m") < keys.index("gemma-3-270m")          # smaller but measured better
+    fake.update({"smollm2-135m": 0.3})
+    keys = [c.key for c in C.choose(task="text generation", device="Laptop (16 GB RAM)", include_rejected=False)]
+    assert keys.index("gemma-3-270m") < keys.index("smollm2-135m")

@@ -152,3 +152,39 @@ def test_the_chooser_ranks_the_2024_26_block_on_request():
     multi = {c.key for c in C.choose(task="chat", multilingual=True, include_rejected=False, include_newest=True)}
     assert {"qwen3-0.6b", "smollm3-3b"} <= multi
     assert C.tasks_of("modernbert-base") == ("embeddings",)
+
+
+@pytest.mark.parametrize("key", ["qwen3.5-0.8b", "falcon-h1-0.5b", "gemma-3n-e4b"])
+def test_cache_bytes_of_the_issue_17_hybrids_match_transformers_caches(key):
+    """KV and recurrent state counted by newest.cache_bytes == the tensors transformers' cache holds."""
+    import dataclasses
+
+    import slmcourse
+
+    card = catalogue.get(key)
+    model = slmcourse.scaled_down(key)
+    tokens = 10
+    cache = model(input_ids=torch.randint(0, 100, (1, tokens)), use_cache=True).past_key_values
+    kv = state = 0
+    for i, layer in enumerate(cache.layers):
+        for name in ("keys", "values"):
+            t = getattr(layer, name, None)
+            kv += t.numel() if torch.is_tensor(t) and t.dim() == 4 else 0
+        if getattr(layer, "conv_states", None):
+            state += cache.get_conv_state(i).numel() + cache.get_recurrent_state(i).numel()
+    small = dataclasses.replace(card, config={**card.config, **card.scaled_down})
+    assert newest.cache_bytes(small, tokens, 1.0) == {"kv": float(kv), "state": float(state)}
+
+
+def test_the_issue_17_hybrids_full_size():
+    qwen = newest.cache_bytes("qwen3.5-0.8b", 1000)
+    assert qwen["kv"] == 6 * 2 * 2 * 256 * 2 * 1000                       # 6 attention layers of 24
+    assert qwen["state"] == 18 * ((2 * 16 * 128 + 16 * 128) * 4 + 16 * 128 * 128) * 2
+    falcon = newest.cache_bytes("falcon-h1-0.5b", 1000)
+    assert falcon["kv"] == 36 * 2 * 2 * 64 * 2 * 1000                      # attention in every layer
+    assert falcon["state"] == 36 * ((1536 + 2 * 128) * 4 + 24 * 64 * 128) * 2
+    kinds = newest.layer_kinds("gemma-3n-e4b")
+    assert kinds.count("kv_shared") == 15 and kinds[:5] == ["sliding_attention"] * 4 + ["full_attention"]
+    g3n = newest.cache_bytes("gemma-3n-e4b", 100_000)
+    assert g3n == {"kv": (16 * 512 + 4 * 100_000) * 2 * 2 * 256 * 2, "state": 0.0}
+    assert newest.cache_bytes("embeddinggemma-300m", 100) == {"kv": 0.0, "state": 0.0}

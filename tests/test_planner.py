@@ -149,3 +149,36 @@ def test_plan_all_and_plan_targets():
     assert flags == sorted(flags, reverse=True) and any(flags) and not all(flags)
     per_target = P.plan_targets(SMOL, "bf16")
     assert [p.target for p in per_target] == list(P.TARGETS)
+
+
+def test_moe_memory_follows_the_total_and_batch_1_decode_bytes_follow_the_active():
+    from slmcourse import catalogue
+    from slmcourse.memory import FORMATS, fit
+    planner = P
+
+    for key in ("olmoe-1b-7b", "deepseek-v2-lite"):
+        card = catalogue.get(key)
+        bits = FORMATS["bf16"].bits_per_weight / 8
+        kv = planner.kv_bytes_read(card, 2048, "fp16")
+        # batch 1: the weights read are the active parameters, not the total
+        assert planner.weights_read_per_step(card, 1) == card.active_params
+        assert planner.bytes_per_step(card, "bf16", 2048) == int(card.active_params * bits) + kv
+        # memory still holds every expert
+        assert fit(card, precision="bf16", context=2048, device="Laptop (16 GB RAM)").weights >= card.params * bits * 0.999
+        # a bigger batch reads more experts (the union of their choices), never more than all of them
+        reads = [planner.weights_read_per_step(card, b) for b in (1, 2, 8, 64, 4096)]
+        assert reads == sorted(reads) and reads[0] < reads[1] and reads[-1] <= card.params
+        assert reads[-1] > 0.999 * card.params
+        # the compute follows the active parameters too
+        assert planner.decode_flops_per_token(card, 0) == 2 * card.active_params
+    # OLMoE by hand: 64 experts, 8 per token: at batch 2 each layer reads 1 - (56/64)^2 of its routed experts
+    card = catalogue.get("olmoe-1b-7b")
+    routed = (card.params - card.active_params) / (1 - 8 / 64)
+    assert planner.weights_read_per_step(card, 2) == round(card.params - routed + routed * (1 - (56 / 64) ** 2))
+    # a dense model reads all of its weights whatever the batch
+    dense = catalogue.get("smollm2-135m")
+    assert planner.weights_read_per_step(dense, 1) == planner.weights_read_per_step(dense, 32) == dense.params
+    assert planner.experts_of(dense) == (0, 0) and planner.experts_of(card) == (64, 8)
+    # so a MoE decodes at batch 1 about as fast as a dense model of its active size, on the same device
+    moe = planner.decode_step(card, A100, "bf16", context=512)
+    assert moe.bytes_read < 0.25 * card.params * 2

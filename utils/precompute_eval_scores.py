@@ -24,17 +24,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slmcourse import evaluate as ev, ladder  # noqa: E402
 from slmcourse.training import read_data  # noqa: E402
 
+STUDENT = "distilled-student"  # lesson 8's student (seq.-level + logit KD, T = 2, seed 0), retrained here
 PLAN = {
-    "smollm2-135m": [(0, False), (0, True), (3, False), (3, True)],  # left to run: too slow on a loaded machine
+    "smollm2-135m": [(0, False), (0, True), (3, False), (3, True)],
     "gemma-3-270m": [(0, False), (3, False)],
+    STUDENT: [(0, False)],
     **{name: [(0, False)] for name in ladder.SIZES},
 }
-ORDER = list(ladder.SIZES) + ["smollm2-135m", "gemma-3-270m"]
+ORDER = list(ladder.SIZES) + [STUDENT, "smollm2-135m", "gemma-3-270m"]
+
+
+def distilled_student():
+    """Lesson 8's decoder student, trained exactly as utils/distill_seeds.py trains its seed-0, T = 2 run
+    (the same corpus, 64-token blocks, 150 steps, batch 8, lr 3e-3, the teacher's top-32 + rest at T = 2)."""
+    import distill_seeds as ds
+    from slmcourse import distill, load, scaled_down, training
+
+    teacher, tok = load("smollm2-135m", device="cpu")
+    teacher.eval()
+    blocks = training.token_blocks(tok, training.documents(training.read_data("distill_train.txt")), ds.BLOCK)
+    targets = distill.precompute_teacher(teacher, blocks, k=ds.TOP_K, temperature=2.0, batch_size=8, progress=False)
+    del teacher
+    training.seed_everything(0)
+    model = scaled_down("smollm2-135m", seed=0, **ds.STUDENT)
+    schedule = training.batch_schedule(len(blocks), ds.BATCH, ds.STEPS, seed=0)
+
+    def step_loss(step):
+        idx = schedule[step]
+        logits = model(input_ids=blocks[idx]).logits[:, :-1]
+        return distill.distillation_loss(logits, targets[idx], labels=blocks[idx][:, 1:], alpha=0.5)
+
+    training.train(model, step_loss, ds.STEPS, lr=ds.LR, warmup=ds.WARMUP, name=STUDENT, progress=False)
+    return model.eval(), tok
 
 
 def load_model(name):
     if name in ladder.SIZES:
         return ladder.load_ladder(name)
+    if name == STUDENT:
+        return distilled_student()
     from slmcourse import load
     return load(name)
 
@@ -59,6 +87,8 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(ev.TASKS))
     parser.add_argument("--out", default=str(ev.SCORES_FILE), help="write here (merge with --merge later)")
     parser.add_argument("--bpb", action="store_true", help="also measure bits per byte on held-out text")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N test items (a timing estimate)")
+    parser.add_argument("--shots", default=None, help="only these settings, e.g. 3 or 0,3 (default: the PLAN's)")
     parser.add_argument("--merge", nargs="*", default=None, help="merge these partial files into scores.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -75,11 +105,14 @@ def main() -> None:
         if args.bpb and name not in scores["bits_per_byte"]:
             scores["bits_per_byte"][name] = round(ev.bits_per_byte(model, tok, heldout), 4)
         for shots, chat in PLAN[name]:
+            if args.shots is not None and str(shots) not in args.shots.split(","):
+                continue
             for task in args.tasks.split(","):
                 if (name, task, shots, chat) in done:
                     continue
                 t0 = time.time()
-                r = ev.evaluate(model, tok, task, shots=shots, chat=chat, model_name=name, max_new_tokens=8)
+                items = ev.load_items(task, "test", limit=args.limit)
+                r = ev.evaluate(model, tok, task, items, shots=shots, chat=chat, model_name=name, max_new_tokens=8)
                 scores["runs"].append({
                     "model": name, "task": task, "shots": shots, "chat": chat, "ids": r.ids,
                     "correct": "".join("1" if c else "0" for c in r.correct),

@@ -15,14 +15,18 @@ deployment context) into checks on the catalogue:
 Every candidate comes back with one line per check, passed or failed, so a learner sees WHY a model
 is ranked where it is, not just a list.
 
-What the ranking rests on (QUALITY_BASIS): the catalogue holds no measured quality. Among the models
-that pass every check, `prefer="quality"` orders by parameter count, a stated proxy (within a family and
-a training recipe, more parameters usually score better); test the top candidates on your own task.
+What the ranking rests on (QUALITY_BASIS): among the models that pass every check, `prefer="quality"`
+orders by parameter count, a stated proxy (within a family and a training recipe, more parameters usually
+score better) - except that the models the course has *measured* (lesson 10's precomputed scores:
+SmolLM2-135M-Instruct and Gemma-3-270M on its three 200-item test sets, `measured_quality`) are ordered
+among themselves by their measured accuracy, and say so in their reasons. Test the top candidates on
+your own task.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .catalogue import ModelCard, all_cards, get
 from .errors import CourseError
@@ -32,9 +36,11 @@ from .memory import DEVICES, FORMATS, GiB, PRECISIONS, fit
 # weight (memory.FORMATS), not the ideal "int4" bound that no file reaches.
 DEFAULT_QUANTIZED = "Q4_K_M"
 
-QUALITY_BASIS = ("parameter count, a stated proxy: the catalogue holds no measured quality, and more "
-                 "parameters usually means a better model only within one family and training recipe - "
-                 "test the top candidates on your own task")
+QUALITY_BASIS = ("parameter count, a stated proxy: more parameters usually means a better model only within "
+                 "one family and training recipe; the models the course measured (lesson 10) are ordered among "
+                 "themselves by their measured accuracy instead - test the top candidates on your own task")
+# The setting the measured quality is read at: every task 0-shot, plain prompt (the one run every model has).
+MEASURED_SETTING = {"shots": 0, "chat": False}
 
 # ---------------------------------------------------------------------------------------------
 # Licences: what each licence in the catalogue allows
@@ -46,6 +52,11 @@ LICENCE_CLASS = {
     "Llama 2 Community License": "custom terms",
     "Gemma Terms of Use": "custom terms",
     "OPT-175B licence agreement (non-commercial research)": "non-commercial",
+    # the 2024-26 block (choose(..., include_newest=True))
+    "Llama 3.2 Community License": "custom terms",
+    "LFM Open License v1.0": "custom terms",
+    "DeepSeek Model License": "custom terms",
+    "Falcon LLM License (TII Falcon License 2.0, based on Apache 2.0)": "custom terms",
 }
 LICENCE_MEANING = {
     "permissive": "use, change and sell freely; keep the licence notice",
@@ -132,12 +143,52 @@ MULTILINGUAL = {
     "lfm2-1.2b": "LFM2 model card: English, Arabic, Chinese, French, German, Japanese, Korean and Spanish",
     "granite-4.0-h-micro": "Granite 4.0 model card: 12 languages, English, German, Spanish, French, Japanese, "
                            "Portuguese, Arabic, Czech, Italian, Korean, Dutch and Chinese",
+    "qwen3.5-0.8b": "Qwen3.5 model card: 201 languages and dialects",
+    "falcon-h1-0.5b": "Falcon-H1 blog: 18 languages supported natively",
+    "gemma-3n-e4b": "Gemma 3n model card: trained on data in over 140 languages",
+    "embeddinggemma-300m": "EmbeddingGemma model card: trained on data in over 100 languages",
 }
 LANGUAGE_NOTES = {
     "falcon-1b": "the source table says 'multilingual', but Falcon-RW-1B was trained on English web data "
                  "(RefinedWeb) only",
     "codellama-7b": "'multilingual' in the source table means programming languages; its natural language is English",
 }
+
+
+@lru_cache(maxsize=None)
+def _measured(key: str) -> tuple[tuple[str, float, float, float], ...]:
+    from . import evaluate as ev
+
+    try:
+        scores = ev.load_scores()
+    except CourseError:
+        return ()
+    rows = []
+    for name in ev.TASKS:
+        try:
+            r = ev.run_result(key, name, scores=scores, **MEASURED_SETTING)
+        except CourseError:
+            return ()   # a model counts as measured only with every task at the same setting
+        rows.append((name, r.accuracy, *r.interval()))
+    return tuple(rows)
+
+
+def measured_quality(model: str | ModelCard) -> dict | None:
+    """The course's own measurement of a catalogued model, or None if it has none.
+
+    From lesson 10's precomputed runs (slmcourse.evaluate.run_result, data/eval/scores.json): accuracy with
+    its bootstrap 95 % interval on each task's 200 test items, 0-shot with a plain prompt, and their mean
+    (`score`), which the chooser orders measured models by. Returns {"score", "tasks": {task: (acc, low,
+    high)}, "text"}."""
+    card = get(model)
+    rows = _measured(card.key)
+    if not rows:
+        return None
+    score = sum(acc for _, acc, _, _ in rows) / len(rows)
+    parts = ", ".join(f"{name} {acc:.0%} [{lo:.0%}, {hi:.0%}]" for name, acc, lo, hi in rows)
+    return {"score": score, "tasks": {name: (acc, lo, hi) for name, acc, lo, hi in rows},
+            "text": f"quality measured by the course (lesson 10, 200 test items per task, 0-shot): mean accuracy "
+                    f"{score:.1%} ({parts})"}
 
 
 def is_multilingual(model: str | ModelCard) -> bool:
@@ -214,6 +265,7 @@ class Candidate:
     reasons: list[str] = field(default_factory=list)   # "+ ..." passed, "- ..." failed, "  ..." a note
     memory_bytes: int | None = None
     tokens_per_s: float | None = None
+    quality: float | None = None        # the course's measured mean accuracy (measured_quality), if any
 
     @property
     def failed(self) -> list[str]:
@@ -282,6 +334,11 @@ def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
             verdict(plan.ms_per_token <= c.latency_ms,
                     f"expected ~{plan.ms_per_token:.1f} ms per token on {c.device} "
                     f"{'<=' if plan.ms_per_token <= c.latency_ms else '>'} {c.latency_ms:g} ms budget")
+    measured = measured_quality(card)
+    cand.quality = measured["score"] if measured else None
+    cand.reasons.append("  " + (measured["text"] if measured else
+                                "quality: no course measurement, so ranked by parameter count - a proxy that holds "
+                                "only within one family and training recipe"))
     return cand
 
 
@@ -290,8 +347,9 @@ def choose(constraints: Constraints | None = None, prefer: str = "quality", incl
     """Rank the catalogue against `constraints` (or keyword arguments of Constraints).
 
     Models meeting every constraint come first. Among them, `prefer="quality"` puts the largest first:
-    parameter count is a stated proxy for quality (QUALITY_BASIS; no quality is measured), so test the
-    top candidates on your task. `prefer="efficiency"` puts the smallest first (least memory, fastest,
+    parameter count is a stated proxy for quality (QUALITY_BASIS), except that the models lesson 10 measured
+    are ordered among themselves by their measured accuracy (`measured_quality`; each candidate's reasons
+    say which basis applies to it). Test the top candidates on your task. `prefer="efficiency"` puts the smallest first (least memory, fastest,
     cheapest). Rejected models follow unless include_rejected=False: for a chat or instruction task the
     tuned ones before any base model, then those failing fewest checks first - so a base model is never
     ranked first for a chat or instruction task while the catalogue holds a tuned one.
@@ -314,6 +372,14 @@ def choose(constraints: Constraints | None = None, prefer: str = "quality", incl
         return (not cand.ok, wrong_tuning, len(cand.failed), sign * cand.params, cand.key)
 
     ranked = sorted((evaluate(card, constraints) for card in all_cards(include_newest=include_newest)), key=order)
+    if prefer == "quality":
+        # measured models keep the places the size proxy gave them, but are ordered among themselves by
+        # their measured accuracy: measurement overrides the proxy where the course has one
+        for group in {order(c)[:3] for c in ranked}:
+            slots = [i for i, c in enumerate(ranked) if order(c)[:3] == group and c.quality is not None]
+            by_score = sorted((ranked[i] for i in slots), key=lambda c: (-c.quality, -c.params, c.key))
+            for i, cand in zip(slots, by_score):
+                ranked[i] = cand
     return ranked if include_rejected else [cand for cand in ranked if cand.ok]
 
 
@@ -324,3 +390,7 @@ def table(candidates: list[Candidate]) -> list[dict]:
              "meets all": "yes" if cand.ok else "no",
              "why not": "; ".join(cand.failed) if cand.failed else ""}
             for i, cand in enumerate(candidates)]
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

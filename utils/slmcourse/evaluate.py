@@ -19,6 +19,7 @@ other lessons and the chooser can read.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import random
@@ -151,10 +152,18 @@ def continuation_logprobs(model, tokenizer, context: str, continuations: Sequenc
     for row, s in enumerate(seqs):
         ids[row, :len(s)] = torch.tensor(s)
         mask[row, :len(s)] = 1
-    logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+    # only the positions that predict continuation tokens need the output layer (a 262k-token vocabulary
+    # makes it most of the work): keep the last `keep` positions' logits where the model supports it
+    keep = width - min(len(ctx) for ctx, _ in pairs) + 1
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
+        first = width - logits.shape[1]
+    else:
+        logits, first = model(input_ids=ids, attention_mask=mask).logits, 0
+    logp = torch.log_softmax(logits.float(), dim=-1)
     out = []
     for row, (ctx, cont) in enumerate(pairs):
-        positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)  # logits at t predict token t + 1
+        positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1) - first  # logits at t predict token t + 1
         out.append(float(logp[row, positions, torch.tensor(cont)].sum()))
     return out
 
@@ -398,3 +407,7 @@ def bits_per_byte(model, tokenizer, texts: str | Sequence[str]) -> float:
 
 PERPLEXITY_PROTOCOL = ("bits per byte = ln(perplexity) x scored tokens / (ln 2 x bytes), with the perplexity from "
                        "slmcourse.perplexity (windows of 256 tokens, stride 128, each token scored once)")
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

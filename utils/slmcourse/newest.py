@@ -26,6 +26,8 @@ from .errors import CourseError
 ATTENTION_LAYERS = ("attention", "full_attention", "global_attention")
 SLIDING_LAYERS = ("sliding_attention", "local_attention")
 RECURRENT_LAYERS = ("mamba", "conv", "linear_attention")
+PARALLEL_LAYERS = ("attention+mamba",)   # Falcon-H1: attention and Mamba-2 heads side by side in one layer
+SHARED_LAYERS = ("kv_shared",)           # Gemma 3n: the last layers reuse earlier layers' keys and values
 
 
 def _tensor(x: Any, what: str, dims: int | tuple[int, ...]) -> torch.Tensor:
@@ -239,10 +241,20 @@ def layer_kinds(card) -> list[str]:
     card = get(card)
     c = card.config
     n = card.layers
+    if c.get("model_type") == "gemma3n_text":                     # 4 local : 1 global, then shared caches
+        kinds = list(c.get("layer_types") or ["full_attention" if (i + 1) % 5 == 0 else "sliding_attention"
+                                              for i in range(n)])
+        shared = int(c.get("num_kv_shared_layers", 0))
+        return kinds[:n - shared] + ["kv_shared"] * shared
     if c.get("layer_types"):
         return list(c["layer_types"])
     if c.get("full_attn_idxs") is not None:                       # LFM2: attention at these layers, conv elsewhere
         return ["full_attention" if i in c["full_attn_idxs"] else "conv" for i in range(n)]
+    if c.get("full_attention_interval"):                          # Qwen3.5: 3 Gated DeltaNet : 1 attention
+        every = int(c["full_attention_interval"])
+        return ["full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(n)]
+    if c.get("model_type") == "falcon_h1":                        # every layer: attention beside Mamba-2
+        return ["attention+mamba"] * n
     if c.get("model_type") == "gemma3_text":                      # 5 local : 1 global
         pattern = c.get("sliding_window_pattern", 6)
         return ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(n)]
@@ -255,8 +267,12 @@ def _recurrent_state_elements(card, kind: str) -> int:
     c = card.config
     if kind == "conv":                                            # LFM2 short convolution: last L tokens
         return card.hidden_size * int(c.get("conv_L_cache", 3))
+    if kind == "linear_attention":                                # Gated DeltaNet: conv buffer + (key x value) state
+        kh, vh = int(c["linear_num_key_heads"]), int(c["linear_num_value_heads"])
+        dk, dv = int(c["linear_key_head_dim"]), int(c["linear_value_head_dim"])
+        return (2 * kh * dk + vh * dv) * int(c.get("linear_conv_kernel_dim", 4)) + vh * dk * dv
     if kind == "mamba":                                           # Mamba-2: conv buffer + SSM state
-        inner = int(c.get("mamba_expand", 2)) * card.hidden_size
+        inner = int(c.get("mamba_d_ssm") or int(c.get("mamba_expand", 2)) * card.hidden_size)
         groups, d_state = int(c.get("mamba_n_groups", 1)), int(c.get("mamba_d_state", 128))
         conv = (inner + 2 * groups * d_state) * int(c.get("mamba_d_conv", 4))
         return conv + int(c["mamba_n_heads"]) * int(c["mamba_d_head"]) * d_state
@@ -267,7 +283,9 @@ def cache_bytes(name, context: int, bytes_per_element: float = 2.0) -> dict[str,
     """What a catalogued decoder keeps while generating with `context` tokens, batch 1.
 
     Returns {"kv": bytes that grow with the context (full-attention layers; sliding layers up to their
-    window; MLA's latent), "state": fixed bytes of the recurrent layers (Mamba-2, LFM2's convolution)}.
+    window; MLA's latent; Gemma 3n's shared-KV layers add none), "state": fixed bytes of the recurrent
+    layers (Mamba-2 in Granite 4 and beside attention in Falcon-H1, Gated DeltaNet in Qwen3.5, LFM2's
+    convolution)}.
     """
     from .catalogue import get
 
@@ -278,6 +296,11 @@ def cache_bytes(name, context: int, bytes_per_element: float = 2.0) -> dict[str,
     c = card.config
     kv = state = 0.0
     for kind in layer_kinds(card):
+        if kind in SHARED_LAYERS:                                 # reads another layer's cache: adds nothing
+            continue
+        if kind in PARALLEL_LAYERS:                               # its Mamba-2 state, then its attention cache
+            state += _recurrent_state_elements(card, "mamba") * bytes_per_element
+            kind = "full_attention"
         if kind in RECURRENT_LAYERS:
             state += _recurrent_state_elements(card, kind) * bytes_per_element
             continue
@@ -287,3 +310,7 @@ def cache_bytes(name, context: int, bytes_per_element: float = 2.0) -> dict[str,
         else:
             kv += kv_bytes_per_token(1, card.kv_heads, card.head_dim, bytes_per_element) * tokens
     return {"kv": kv, "state": state}
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -108,9 +108,42 @@ def attention_flops_per_token(card: ModelCard, context: int) -> int:
 
 
 def decode_flops_per_token(card: ModelCard, context: int) -> int:
-    """Weights plus attention: FLOPs to decode one token with `context` tokens in the cache."""
+    """Weights plus attention: FLOPs to decode one token with `context` tokens in the cache. A mixture of
+    experts multiplies by its *active* parameters only: each token runs through k of its experts."""
     card = get(card)
-    return flops_per_token(card.params) + attention_flops_per_token(card, context)
+    return flops_per_token(card.active_params or card.params) + attention_flops_per_token(card, context)
+
+
+def experts_of(card: ModelCard) -> tuple[int, int]:
+    """(routed experts per MoE layer, experts each token is routed to) from the card's config; (0, 0) if dense."""
+    card = get(card)
+    if not card.is_moe:
+        return 0, 0
+    cfg = card.config
+    experts = cfg.get("num_experts") or cfg.get("n_routed_experts") or cfg.get("num_local_experts") or 0
+    k = cfg.get("num_experts_per_tok") or 0
+    if not experts or not k or k >= experts:
+        raise CourseError(f"{card.name}: its config names no routed experts and top-k (got {experts} and {k})")
+    return int(experts), int(k)
+
+
+def weights_read_per_step(card: ModelCard, batch: int = 1) -> int:
+    """Parameters whose weights one decode step of `batch` sequences reads from memory.
+
+    A dense model reads every weight. A mixture of experts *holds* every weight (memory follows the total,
+    card.params) but a step reads only the experts its tokens were routed to: at batch 1 exactly the active
+    parameters (card.active_params). With `batch` sequences each MoE layer reads the union of their choices:
+    1 - (1 - k/E)^batch of its routed experts on average if tokens pick experts independently and evenly.
+    """
+    _whole("batch", batch, 1)
+    card = get(card)
+    if not card.is_moe:
+        return card.params
+    experts, k = experts_of(card)
+    share = k / experts
+    routed = (card.params - card.active_params) / (1 - share)   # all routed-expert weights
+    always = card.params - routed                               # attention, norms, embeddings, shared experts
+    return round(always + routed * (1 - (1 - share) ** batch))
 
 
 def bytes_per_token(n_params: int, precision: str = "fp32") -> int:
@@ -127,11 +160,13 @@ def kv_bytes_read(card: ModelCard, context: int, kv_precision: str = "fp16") -> 
 
 def bytes_per_step(card: ModelCard, precision: str, context: int, batch: int = 1,
                    kv_precision: str | None = None) -> int:
-    """Bytes read by one decode step of `batch` sequences: the weights once, plus every sequence's cache."""
+    """Bytes read by one decode step of `batch` sequences: the weights once, plus every sequence's cache.
+    For a mixture of experts only the weights the step's tokens use are read (`weights_read_per_step`:
+    the active parameters at batch 1), although memory must hold them all."""
     _whole("batch", batch, 1)
     card = get(card)
     kv = kv_precision or default_kv_precision(precision)
-    return bytes_per_token(card.params, precision) + batch * kv_bytes_read(card, context, kv)
+    return bytes_per_token(weights_read_per_step(card, batch), precision) + batch * kv_bytes_read(card, context, kv)
 
 
 def bandwidth_bound_tokens_per_s(n_bytes: float, bandwidth_bytes_per_s: float) -> float:
@@ -483,3 +518,7 @@ def plan_targets(model: str | ModelCard, precision: str = "bf16", latency_budget
     card = get(model)
     return [plan_deployment(card, t, precision, latency_budget_ms, measured, efficiency, context, batch,
                             kv_precision, runtime) for t in TARGETS.values()]
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

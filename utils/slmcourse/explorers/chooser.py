@@ -40,8 +40,9 @@ def candidates_html(candidates, limit: int = 8) -> str:
 @refuses_bad_arguments
 def chooser_explorer(task: str = "chat", device: str = "Laptop (16 GB RAM)", precision: str = DEFAULT_QUANTIZED,
                      context: int = 2048, licence: str = "commercial", multilingual: bool = False,
-                     latency_ms: float = 0.0, prefer: str = "quality") -> widgets.VBox:
-    """Constraints in, ranked candidates out. latency_ms = 0 switches the latency check off."""
+                     latency_ms: float = 0.0, prefer: str = "quality", include_newest: bool = True) -> widgets.VBox:
+    """Constraints in, ranked candidates out. latency_ms = 0 switches the latency check off;
+    include_newest also ranks lesson 7's 2024-26 block (Qwen3, Qwen3.5, Llama 3.2, Gemma 3 / 3n, ...)."""
     controls = {
         "task": widgets.Dropdown(options=list(TASKS), value=task, description="Task", style=style_wide()),
         "device": widgets.Dropdown(options=list(DEVICES), value=device, description="Device", style=style_wide()),
@@ -55,14 +56,20 @@ def chooser_explorer(task: str = "chat", device: str = "Laptop (16 GB RAM)", pre
                                         style=style_wide()),
         "prefer": widgets.ToggleButtons(options=list(PREFERENCES), value=prefer, description="Prefer",
                                         style=style_wide()),
+        "include_newest": widgets.Checkbox(value=include_newest, description="Include the 2024-26 models"),
     }
     tooltip(controls["licence"], "commercial: allows commercial use (possibly with terms); permissive: MIT/Apache only")
     tooltip(controls["prefer"], "quality: the largest model that meets everything first (parameter count as a "
-                                "proxy: no quality is measured); efficiency: the smallest")
+                                "proxy), except that the models lesson 10 measured are ordered by their measured "
+                                "accuracy; efficiency: the smallest")
+    tooltip(controls["include_newest"], "also rank lesson 7's 2024-26 block: Qwen3, Qwen3.5, Llama 3.2, Gemma 3, "
+                                        "Gemma 3n, SmolLM3, Phi-4-mini, LFM2, Granite 4, Falcon-H1, OLMoE, "
+                                        "DeepSeek-V2-Lite, ModernBERT, EmbeddingGemma")
 
-    def render(task, device, precision, context, licence, multilingual, latency_ms, prefer):
+    def render(task, device, precision, context, licence, multilingual, latency_ms, prefer, include_newest):
         cands = choose(Constraints(task=task, device=device, precision=precision, context=context, licence=licence,
-                                   multilingual=multilingual, latency_ms=latency_ms or None), prefer=prefer)
+                                   multilingual=multilingual, latency_ms=latency_ms or None), prefer=prefer,
+                       include_newest=include_newest)
         n_ok = sum(c.ok for c in cands)
         head = (f"<b>{n_ok} model{'s' if n_ok != 1 else ''} meet{'s' if n_ok == 1 else ''} every constraint</b>"
                 if n_ok else "<b>No model meets every constraint</b>: the closest ones first")
