@@ -170,7 +170,7 @@ def test_moe_memory_follows_the_total_and_batch_1_decode_bytes_follow_the_active
         assert reads == sorted(reads) and reads[0] < reads[1] and reads[-1] <= card.params
         assert reads[-1] > 0.999 * card.params
         # the compute follows the active parameters too
-        assert planner.decode_flops_per_token(card, 0) == 2 * card.active_params
+        assert planner.decode_flops_per_token(card, 1) - planner.attention_flops_per_token(card, 1) == 2 * card.active_params
     # OLMoE by hand: 64 experts, 8 per token: at batch 2 each layer reads 1 - (56/64)^2 of its routed experts
     card = catalogue.get("olmoe-1b-7b")
     routed = (card.params - card.active_params) / (1 - 8 / 64)
@@ -182,3 +182,13 @@ def test_moe_memory_follows_the_total_and_batch_1_decode_bytes_follow_the_active
     # so a MoE decodes at batch 1 about as fast as a dense model of its active size, on the same device
     moe = planner.decode_step(card, A100, "bf16", context=512)
     assert moe.bytes_read < 0.25 * card.params * 2
+
+
+def test_hybrids_attend_only_in_their_attention_layers():
+    qwen = catalogue.get("qwen3.5-0.8b")                 # 18 gated DeltaNet + 6 attention layers
+    tokens = P.cached_tokens_per_layer(qwen, 1000)
+    assert len(tokens) == 24 and tokens.count(0) == 18 and tokens.count(1000) == 6
+    falcon = P.cached_tokens_per_layer(catalogue.get("falcon-h1-0.5b"), 1000)
+    assert falcon == [1000] * 36                         # attention beside Mamba-2 in every layer
+    gemma = P.cached_tokens_per_layer(catalogue.get("gemma-3-1b"), 4096)
+    assert gemma.count(512) == 22 and gemma.count(4096) == 4

@@ -93,6 +93,11 @@ def cached_tokens_per_layer(card: ModelCard, context: int) -> list[int]:
     _whole("context", context, 0)
     card = get(card)
     window = card.sliding_window
+    if card.era:  # lesson 7's 2024-26 block: recurrent layers attend over nothing (their state is fixed)
+        from .newest import RECURRENT_LAYERS, SLIDING_LAYERS, layer_kinds
+
+        return [0 if kind in RECURRENT_LAYERS else min(context, window) if kind in SLIDING_LAYERS and window
+                else context for kind in layer_kinds(card)]
     layer_types = card.config.get("layer_types")
     if layer_types:
         return [min(context, window) if t == "sliding_attention" else context for t in layer_types]
