@@ -3,6 +3,7 @@
 #   make test   set everything up (once) and run the whole test suite
 #   make bench  run time and peak memory of every lesson, load times of the bundled models
 #   make outputs  re-execute lessons and solutions on an idle machine and stamp them (committed outputs)
+#   make student-dist  the course without solutions/ and the grading tools, for students (build/student-dist)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,7 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 # The course runs offline by default (and its committed outputs were made offline).
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: lab test bench outputs setup models clean-cache
+.PHONY: lab test bench outputs setup models clean-cache student-dist
 
 setup: $(VENV)/.installed models
 
@@ -46,3 +47,8 @@ outputs: setup
 
 clean-cache:
 	$(PY) -c 'import slmcourse.models as m, shutil; shutil.rmtree(m.cache_dir(), ignore_errors=True)'
+
+# The student distribution: every committed file except the instructor's (solutions/, grading tools and docs);
+# push it to the public repository the students' links point to (docs/private_solutions.md).
+student-dist:
+	$(or $(wildcard $(PY)),python3) utils/student_dist.py --force $(if $(OUT),--out $(OUT))

@@ -79,3 +79,25 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.LockCells.lock_grade_cells = True
 c.LockCells.lock_readonly_cells = True
+
+
+# A local exchange folder (git-ignored), so that the Formgrader shows no "exchange" warning banner and the
+# server log no "Unwritable directory" lines when the course is graded from LMS exports on one machine.
+# A hub's system-wide nbgrader config that sets Exchange.root (docs/nbgrader_exchange_config.py) wins.
+def _exchange_set_elsewhere():
+    import os
+    from jupyter_core.paths import jupyter_config_path
+    here = os.path.dirname(os.path.abspath(__file__))
+    for folder in jupyter_config_path():
+        path = os.path.join(folder, "nbgrader_config.py")
+        if os.path.abspath(folder) != here and os.path.isfile(path):
+            with open(path, encoding="utf-8") as fh:
+                if "Exchange.root" in fh.read():
+                    return True
+    return False
+
+
+if not _exchange_set_elsewhere():
+    import os as _os
+    c.Exchange.root = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "nbgrader_exchange")
+    _os.makedirs(c.Exchange.root, exist_ok=True)
