@@ -11,6 +11,7 @@ pointing here from elsewhere this file - the timeout included - is silently igno
 """
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from traitlets import Bool
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -46,6 +47,8 @@ class HideTestTracebacks(Preprocessor):
     (it needs the hidden lines); defined here so that `nbgrader generate_feedback` run by hand and the
     Formgrader's feedback button use it too.
     """
+
+    enabled = Bool(True).tag(config=True)     # nbconvert's preprocessors are off unless enabled
 
     def preprocess_cell(self, cell, resources, index):
         meta = cell.get("metadata", {}).get("nbgrader", {})

@@ -360,9 +360,14 @@ def test_collect_and_grade_end_to_end(tmp_path):
     assert not (course / "autograded" / "9999").exists() and read_nb(other) == good
     assert {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()} == before, "the export was modified"
 
-    # running it again gives the same grades
+    assert (rows[0]["name"], rows[0]["late"]) == ("smithjane", "") and rows[0]["submitted_at"].endswith("Z")
+    assert "read as Canvas export" in rows[0]["notes"]
+
+    # running it again gives the same grades; the first report is kept beside it, not deleted
     assert grade.main(argv) == 0
     assert (out / "grades.csv").read_text() == first_csv
+    kept = list(tmp_path.glob("report.*"))
+    assert len(kept) == 1 and (kept[0] / "grades.csv").read_text() == first_csv
 
 
 def test_collect_and_grade_refuses_bad_arguments(tmp_path):

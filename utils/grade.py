@@ -788,14 +788,17 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
                 sub.notes.append(f"{max_written:g} manual points pending")
         for sid in sorted(changed - set(failed)):
             # a new file: the manual grades given to the old one do not apply to it (nbgrader would keep them)
+            removed = 0
             for nb in gb.find_submission(assignment, sid).notebooks:
                 for g in nb.grades:
                     if g.manual_score is not None:
                         g.manual_score, g.needs_manual_grade = None, g.auto_score is None
+                        removed += 1
             gb.db.commit()
-            next(s for s in to_grade if s.student_id == sid).notes.append(
-                "a new file: manual grades of the earlier one removed")
-            nbgrader(course_dir, "generate_feedback", assignment, f"--student={sid}", "--force", check=False)
+            if removed:
+                next(s for s in to_grade if s.student_id == sid).notes.append(
+                    "a new file: the manual grades of the earlier one were removed")
+                nbgrader(course_dir, "generate_feedback", assignment, f"--student={sid}", "--force", check=False)
         for sid in graded_ids:
             if sid not in failed:
                 _mark_ungraded_answers(gb, course_dir, assignment, sid)
@@ -1016,7 +1019,7 @@ def _moodle_rows(rows: list[dict]) -> list[dict]:
     return [{"Identifier": f"Participant {r['student_id']}", "Full name": r["name"], "Email address": "",
              "Status": r["status"], "Grade": r["total"], "Maximum Grade": r["max"], "Grade can be changed": "Yes",
              "Last modified (submission)": r["submitted_at"], "Last modified (grade)": "",
-             "Feedback comments": r["notes"]} for r in rows if r["student_id"]]
+             "Feedback comments": ""} for r in rows if r["student_id"]]   # students read it: notes are yours
 
 
 CANVAS_FIELDS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
