@@ -183,8 +183,12 @@ def test_measured_models_are_ordered_by_their_measured_accuracy_and_say_so():
     measured = [k for k in ("smollm2-135m", "gemma-3-270m") if C.measured_quality(k) is not None]
     assert "smollm2-135m" in measured
     q = C.measured_quality("smollm2-135m")
-    runs = [ev.run_result("smollm2-135m", t, 0, False) for t in ev.TASKS]
+    assert q["tasks"] and set(q["tasks"]) <= set(ev.TASKS)
+    for other in measured:                         # like for like: every measured model has the same tasks
+        assert set(C.measured_quality(other)["tasks"]) == set(q["tasks"])
+    runs = [ev.run_result("smollm2-135m", t, 0, False) for t in q["tasks"]]
     assert q["score"] == pytest.approx(sum(r.accuracy for r in runs) / len(runs))
+    assert all(q["tasks"][r.task][0] == r.accuracy for r in runs)
     assert "measured by the course" in q["text"] and "200 test items" in q["text"]
     assert C.measured_quality("mistral-7b") is None and C.measured_quality("qwen3-0.6b") is None
     ranked = C.choose(task="text generation", device="Laptop (16 GB RAM)", include_rejected=False)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .catalogue import ModelCard, all_cards, get
+from .catalogue import find as find_card
 from .errors import CourseError
 from .memory import DEVICES, FORMATS, GiB, PRECISIONS, fit
 
@@ -155,40 +156,44 @@ LANGUAGE_NOTES = {
 }
 
 
-@lru_cache(maxsize=None)
-def _measured(key: str) -> tuple[tuple[str, float, float, float], ...]:
+@lru_cache(maxsize=1)
+def _measured_runs() -> dict[str, dict[str, tuple[float, float, float]]]:
+    """model -> {task: (accuracy, 95% low, 95% high)} of lesson 10's precomputed runs at MEASURED_SETTING."""
     from . import evaluate as ev
 
     try:
         scores = ev.load_scores()
     except CourseError:
-        return ()
-    rows = []
-    for name in ev.TASKS:
-        try:
-            r = ev.run_result(key, name, scores=scores, **MEASURED_SETTING)
-        except CourseError:
-            return ()   # a model counts as measured only with every task at the same setting
-        rows.append((name, r.accuracy, *r.interval()))
-    return tuple(rows)
+        return {}
+    out: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for run in scores["runs"]:
+        if run["shots"] == MEASURED_SETTING["shots"] and run["chat"] == MEASURED_SETTING["chat"]:
+            r = ev.run_result(run["model"], run["task"], scores=scores, **MEASURED_SETTING)
+            out.setdefault(run["model"], {})[run["task"]] = (r.accuracy, *r.interval())
+    return out
 
 
 def measured_quality(model: str | ModelCard) -> dict | None:
     """The course's own measurement of a catalogued model, or None if it has none.
 
-    From lesson 10's precomputed runs (slmcourse.evaluate.run_result, data/eval/scores.json): accuracy with
-    its bootstrap 95 % interval on each task's 200 test items, 0-shot with a plain prompt, and their mean
-    (`score`), which the chooser orders measured models by. Returns {"score", "tasks": {task: (acc, low,
-    high)}, "text"}."""
+    From lesson 10's precomputed runs (slmcourse.evaluate.run_result, data/eval/scores.json): accuracy with its
+    bootstrap 95 % interval on each task's 200 test items, 0-shot with a plain prompt. So that the measured models
+    are compared like for like, `score` is the mean over the tasks that *every* measured catalogue model has.
+    Returns {"score", "tasks": {task: (acc, low, high)}, "text"}."""
     card = get(model)
-    rows = _measured(card.key)
-    if not rows:
+    runs = _measured_runs()
+    measured = {k: v for k, v in runs.items() if find_card(k) is not None}
+    if card.key not in measured:
         return None
+    common = [t for t in runs[card.key] if all(t in v for v in measured.values())]
+    if not common:
+        return None
+    rows = [(t, *runs[card.key][t]) for t in common]
     score = sum(acc for _, acc, _, _ in rows) / len(rows)
     parts = ", ".join(f"{name} {acc:.0%} [{lo:.0%}, {hi:.0%}]" for name, acc, lo, hi in rows)
     return {"score": score, "tasks": {name: (acc, lo, hi) for name, acc, lo, hi in rows},
             "text": f"quality measured by the course (lesson 10, 200 test items per task, 0-shot): mean accuracy "
-                    f"{score:.1%} ({parts})"}
+                    f"{score:.1%} over {parts}"}
 
 
 def is_multilingual(model: str | ModelCard) -> bool:
