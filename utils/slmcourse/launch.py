@@ -11,6 +11,9 @@ from pathlib import Path
 
 REPOSITORY = "https://github.com/slm-course/small-language-models"
 BRANCH = "main"
+# The tagged release the Colab cell installs (not `main`, which moves): a Colab learner runs a known course
+# version. Tag each release `v<slmcourse.__version__>` and push the tag (docs/students_submitting.md).
+RELEASE = "v0.1.0"
 ROOT = Path(__file__).resolve().parents[2]
 
 # Colab already has torch, transformers, matplotlib and ipywidgets: install only what it lacks.
@@ -65,7 +68,7 @@ def pinned(requirements: Path = ROOT / "requirements.txt") -> tuple[dict[str, st
 def colab_install_commands(source: str | None = None) -> list[list[str]]:
     """The pip commands the first cell runs on Colab (`source`: where slmcourse is installed from)."""
     normal, no_deps = pinned()
-    package = source or f"slmcourse @ git+{REPOSITORY}@{BRANCH}"
+    package = source or f"slmcourse @ git+{REPOSITORY}@{RELEASE}"
     first = ["pip", "install", "-q", package] + [f"{n}=={normal[n]}" for n in COLAB_PACKAGES]
     second = ["pip", "install", "-q", "--no-deps"] + [f"{n}=={v}" for n, v in no_deps.items()]
     return [first, second]
