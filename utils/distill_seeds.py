@@ -58,7 +58,7 @@ SETUPS = {  # name -> (alpha, temperature of the soft targets)
     "+ logit KD, T = 1": (0.5, 1.0),
     "+ logit KD, T = 2": (0.5, 2.0),
 }
-E_STEPS, E_BATCH, E_LR = 120, 32, 2e-4
+E_STEPS, E_BATCH, E_LR = 60, 16, 2e-4
 
 
 def decoder_runs(report, setups=tuple(SETUPS), seeds=SEEDS) -> dict:
@@ -141,7 +141,8 @@ def encoder_baseline(report) -> dict:
     history = training.train(model, step_loss, E_STEPS, lr=E_LR, warmup=10, name="random init", progress=False)
     after = distill.similarity_score(model, etok, pairs)
     report(f"encoder, random init: Spearman {before:.3f} -> {after:.3f}")
-    return {"spearman_before": round(before, 4), "spearman_after": round(after, 4),
+    return {"steps": E_STEPS, "batch": E_BATCH, "lr": E_LR,
+            "spearman_before": round(before, 4), "spearman_after": round(after, 4),
             "losses": [round(v, 5) for v in history.losses]}
 
 
