@@ -85,3 +85,36 @@ def test_answer_perplexity_is_transformers_masked_loss(tok):
     ids, labels = examples[0]
     with pytest.raises(CourseError, match="no answer tokens"):
         sft.answer_perplexity(model, [(ids, torch.full_like(labels, sft.IGNORE_INDEX))])
+
+
+def test_masking_keeps_only_the_answer_and_its_end_of_turn(tok):
+    ids, labels = sft.chat_example(tok, "Is it warm enough?", "Yes. Next: open the hive.")
+    kept = labels[labels != sft.IGNORE_INDEX]
+    assert tok.convert_ids_to_tokens(int(kept[-1])) == "<|im_end|>"            # learns to stop
+    assert tok.decode(kept, skip_special_tokens=True) == "Yes. Next: open the hive."
+    start = int((labels != sft.IGNORE_INDEX).nonzero()[0])
+    assert (labels[:start] == sft.IGNORE_INDEX).all() and torch.equal(labels[start:start + len(kept)], ids[start:start + len(kept)])
+    assert torch.equal(ids[:start], sft.chat_prompt_ids(tok, "Is it warm enough?"))   # all of the prompt is masked
+
+
+def test_mc_items_and_context(tok):
+    items = sft.read_mc()
+    assert len(items) == 24 and {i["answer"] for i in items} == {0, 1, 2, 3}
+    train_questions = {q for q, _ in sft.read_qa("domain_qa_train.txt")}
+    assert not {i["question"] for i in items} & train_questions
+    text = sft.mc_context(tok, "Why?", passages=["note one."], shots=[("Q1?", "A1.")])
+    assert text.count("<|im_start|>user") == 2 and "- note one." in text and text.endswith("<|im_start|>assistant\n")
+
+
+def test_choice_logprobs_equal_evaluate_s_and_mc_correct(tok):
+    from slmcourse import evaluate
+
+    model = scaled_down("smollm2-135m")
+    ctx = sft.mc_context(tok, "What do bees eat?")
+    choices = ["nectar and pollen", "stones", "fondant in spring"]
+    a = sft.choice_logprobs(model, tok, ctx, choices)
+    b = evaluate.continuation_logprobs(model, tok, ctx, choices)
+    assert max(abs(x - y) for x, y in zip(a, b)) < 1e-4
+    item = {"id": "x", "question": "What do bees eat?", "choices": choices,
+            "answer": evaluate.pick(b, choices, normalise=True)}
+    assert sft.mc_correct(model, tok, [item]) == [True]

@@ -139,3 +139,81 @@ def chat_reply(model: nn.Module, tokenizer, question: str, max_new_tokens: int =
     out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                          do_sample=False, pad_token_id=tokenizer.eos_token_id)
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out questions scored as lesson 10 does: log-likelihood multiple choice, with intervals
+# ---------------------------------------------------------------------------------------------
+def read_mc(name: str = "domain_mc_heldout.json") -> list[dict]:
+    """Held-out multiple-choice items [{"id", "question", "choices", "answer"}] (answer = index of the gold)."""
+    import json
+
+    from .training import read_data
+
+    items = json.loads(read_data(name))
+    for item in items:
+        if not {"id", "question", "choices", "answer"} <= set(item) or not 0 <= item["answer"] < len(item["choices"]):
+            raise CourseError(f"{name}: every item needs id, question, choices and a valid answer index")
+    return items
+
+
+def mc_context(tokenizer, question: str, passages: Sequence[str] | None = None,
+               shots: Sequence[tuple[str, str]] = ()) -> str:
+    """The chat-template prompt an answer is scored after: optional few-shot turns, then the question
+    (with the retrieved passages in front of it, if any), then the opened assistant turn."""
+    _check_template(tokenizer)
+    from .rag import rag_message
+
+    messages = []
+    for q, a in shots:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    content = rag_message(question, passages) if passages else question
+    messages.append({"role": "user", "content": content})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+@torch.no_grad()
+def choice_logprobs(model: nn.Module, tokenizer, context: str, choices: Sequence[str]) -> list[float]:
+    """The same numbers as `evaluate.continuation_logprobs` (sum of log P(choice | context)), but the shared
+    context runs through the model once and its KV cache serves every choice (cheaper for long prompts)."""
+    from .evaluate import continuation_logprobs, encode_pair
+
+    pairs = [encode_pair(tokenizer, context, c) for c in choices]
+    ctx = pairs[0][0]
+    if any(p[0] != ctx for p in pairs) or any(not c for _, c in pairs):
+        return continuation_logprobs(model, tokenizer, context, choices)
+    out = model(input_ids=torch.tensor([ctx]), use_cache=True)
+    first = torch.log_softmax(out.logits[0, -1].float(), -1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(len(pairs))
+    width = max(len(c) for _, c in pairs)
+    ids = torch.zeros(len(pairs), width, dtype=torch.long)
+    mask = torch.zeros(len(pairs), len(ctx) + width, dtype=torch.long)
+    mask[:, :len(ctx)] = 1
+    for row, (_, cont) in enumerate(pairs):
+        ids[row, :len(cont)] = torch.tensor(cont)
+        mask[row, len(ctx):len(ctx) + len(cont)] = 1
+    logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask, past_key_values=cache).logits.float(), -1)
+    return [float(first[cont[0]] + sum(logp[row, j - 1, cont[j]] for j in range(1, len(cont))))
+            for row, (_, cont) in enumerate(pairs)]
+
+
+def mc_correct(model: nn.Module, tokenizer, items: Sequence[dict], retrieve=None,
+               shots: Sequence[tuple[str, str]] = ()) -> list[bool]:
+    """Per item: does the choice with the highest length-normalised log-likelihood (lm-eval's acc_norm,
+    `evaluate.pick(normalise=True)`) equal the gold? `retrieve(question) -> passages` adds RAG."""
+    from .evaluate import pick
+
+    if not items:
+        raise CourseError("mc_correct needs at least one item")
+    out = []
+    for item in items:
+        passages = retrieve(item["question"]) if retrieve is not None else None
+        context = mc_context(tokenizer, item["question"], passages, shots)
+        logprobs = choice_logprobs(model, tokenizer, context, item["choices"])
+        out.append(pick(logprobs, item["choices"], normalise=True) == item["answer"])
+    return out
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())
