@@ -137,6 +137,8 @@ def term(tmp_path_factory):
             g = gb.find_grade(gid, NAME, NAME, "1002")
             g.manual_score, g.needs_manual_grade = points, False
         gb.find_comment("answer_assumptions", NAME, NAME, "1002").manual_comment = "Name the utilization you assumed."
+        g = gb.find_grade("answer_choice", NAME, NAME, "1003")        # 1003's first file, replaced in batch 2
+        g.manual_score, g.needs_manual_grade = 1, False
         gb.db.commit()
 
     batch2 = tmp / "canvas-batch-2"
@@ -144,6 +146,7 @@ def term(tmp_path_factory):
     assert grade.main(base + ["collect-and-grade", NAME, str(batch2)] + options) == 0
     state["batches"] = sorted(p.name for p in reports.iterdir() if p.is_dir() and p.name not in ("all", "export"))
     state["batch2_all"] = _rows(reports / "all" / "grades.csv")
+    state["batch2"] = _rows(reports / state["batches"][1] / "grades.csv")
 
     assert grade.main(base + ["export", NAME, "--canvas-column", "Energy (4321)"]) == 0
     state["export"] = {n: (reports / "export" / n).read_text(encoding="utf-8")
@@ -230,6 +233,12 @@ def test_merged_report_has_every_batch(term):
     assert merged["1002"]["late"] == "yes" and merged["1002"]["manual"] == "5"
     assert merged["1005"]["status"] == "broken notebook" and merged["1005"]["total"] == "0"
     assert merged["energy (1).ipynb"]["status"] == "no student id"
+
+
+def test_a_new_file_is_graded_by_hand_again(term):
+    """1003's first file had a manual grade; the resubmitted file's written answers are not graded yet."""
+    assert "a new file: the manual grades of the earlier one were removed" in term["batch2"]["1003"]["notes"]
+    assert term["batch2_all"]["1003"]["manual"] == "not graded yet"
 
 
 def test_regrade_one_student_keeps_their_manual_grades(term):
