@@ -220,3 +220,9 @@ def test_measured_order_overrides_size_when_the_smaller_model_scores_higher(monk
     fake.update({"smollm2-135m": 0.3})
     keys = [c.key for c in C.choose(task="text generation", device="Laptop (16 GB RAM)", include_rejected=False)]
     assert keys.index("gemma-3-270m") < keys.index("smollm2-135m")
+    fake.update({"smollm2-135m": 0.9})                                        # use_measured=False: size only
+    plain = [c.key for c in C.choose(task="text generation", device="Laptop (16 GB RAM)", include_rejected=False,
+                                     use_measured=False)]
+    assert plain.index("gemma-3-270m") < plain.index("smollm2-135m")
+    with pytest.raises(CourseError, match="use_measured"):
+        C.choose(task="chat", use_measured="yes")

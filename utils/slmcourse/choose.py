@@ -348,13 +348,14 @@ def evaluate(model: str | ModelCard, constraints: Constraints) -> Candidate:
 
 
 def choose(constraints: Constraints | None = None, prefer: str = "quality", include_rejected: bool = True,
-           include_newest: bool = False, **kwargs) -> list[Candidate]:
+           include_newest: bool = False, use_measured: bool = True, **kwargs) -> list[Candidate]:
     """Rank the catalogue against `constraints` (or keyword arguments of Constraints).
 
     Models meeting every constraint come first. Among them, `prefer="quality"` puts the largest first:
     parameter count is a stated proxy for quality (QUALITY_BASIS), except that the models lesson 10 measured
     are ordered among themselves by their measured accuracy (`measured_quality`; each candidate's reasons
-    say which basis applies to it). Test the top candidates on your task. `prefer="efficiency"` puts the smallest first (least memory, fastest,
+    say which basis applies to it; `use_measured=False` keeps the plain size order, as lesson 14's own
+    `shortlist` writes it). Test the top candidates on your task. `prefer="efficiency"` puts the smallest first (least memory, fastest,
     cheapest). Rejected models follow unless include_rejected=False: for a chat or instruction task the
     tuned ones before any base model, then those failing fewest checks first - so a base model is never
     ranked first for a chat or instruction task while the catalogue holds a tuned one.
@@ -377,7 +378,9 @@ def choose(constraints: Constraints | None = None, prefer: str = "quality", incl
         return (not cand.ok, wrong_tuning, len(cand.failed), sign * cand.params, cand.key)
 
     ranked = sorted((evaluate(card, constraints) for card in all_cards(include_newest=include_newest)), key=order)
-    if prefer == "quality":
+    if not isinstance(use_measured, bool):
+        raise CourseError(f"use_measured must be True or False, got {use_measured!r}")
+    if prefer == "quality" and use_measured:
         # measured models keep the places the size proxy gave them, but are ordered among themselves by
         # their measured accuracy: measurement overrides the proxy where the course has one
         for group in {order(c)[:3] for c in ranked}:
