@@ -26,20 +26,25 @@ c.Spawner.cpu_guarantee = 1.0
 c.Spawner.cpu_limit = 2.0
 
 # ---- Where learners land -------------------------------------------------------------------------
-c.Spawner.notebook_dir = "~/small-language-models"
-c.Spawner.default_url = "/lab/tree/course/00_setup.ipynb"
+# The server's root is the home (nbgrader fetches into <home>/<course id>/<assignment>/, which must be
+# visible in JupyterLab); it opens the first lesson of the learner's copy of the repository.
+c.Spawner.notebook_dir = "~"
+c.Spawner.default_url = "/lab/tree/small-language-models/course/00_setup.ipynb"
 
-# ---- The course's environment variables ----------------------------------------------------------
-c.Spawner.environment = {
-    # the course runs offline; its models come from the bundled packages, never from a hub
-    "HF_HUB_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    # the models prepared once by the admin (see docs/jupyterhub.md), shared read-only
-    "SLMCOURSE_CACHE": "/srv/slmcourse/cache",
-    # as many threads as the CPU limit gives cores
-    "OMP_NUM_THREADS": "2",
-}
+# ---- nbgrader: the exchange for everyone, the instructor's tools for instructors only ---------------
+# /srv/slmcourse/jupyter/nbgrader_config.py holds the course id and the exchange (docs/nbgrader_exchange_config.py);
+# /srv/slmcourse/jupyter/learners/ switches the formgrader, create-assignment and course-list tools off.
+# JUPYTER_CONFIG_PATH comes before every other configuration folder, so learners cannot turn them back on.
+SITE_CONFIG = "/srv/slmcourse/jupyter"
+c.JupyterHub.load_groups = {"instructors": {"users": ["instructor"]}}   # the instructors' account names
+
+
+def jupyter_config_path(spawner):
+    """The site configuration folders of one user's server: learners also get the one without the instructor's tools."""
+    if any(group.name == "instructors" for group in spawner.user.groups):
+        return SITE_CONFIG
+    return f"{SITE_CONFIG}/learners:{SITE_CONFIG}"
+
 
 # ---- Idle servers --------------------------------------------------------------------------------
 # A learner who walks away holds up to mem_limit of the machine: stop idle servers after an hour
@@ -51,3 +56,17 @@ c.JupyterHub.load_roles = [
     {"name": "idle-culler", "services": ["idle-culler"],
      "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
 ]
+
+# ---- The course's environment variables ----------------------------------------------------------
+c.Spawner.environment = {
+    # the course runs offline; its models come from the bundled packages, never from a hub
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    # the models prepared once by the admin (see docs/jupyterhub.md), shared read-only
+    "SLMCOURSE_CACHE": "/srv/slmcourse/cache",
+    # as many threads as the CPU limit gives cores
+    "OMP_NUM_THREADS": "2",
+    # the site configuration folders (nbgrader's exchange; the learners' tools), per user
+    "JUPYTER_CONFIG_PATH": jupyter_config_path,
+}

@@ -80,11 +80,26 @@ def test_memory_per_learner_covers_the_heaviest_lesson(hub):
 
 def test_learners_land_on_the_first_lesson_offline_with_the_shared_cache(hub):
     spawner = hub["Spawner"]
-    start = spawner["default_url"].removeprefix("/lab/tree/")
+    start = spawner["default_url"].removeprefix("/lab/tree/").removeprefix("small-language-models/")
     assert (ROOT / start).is_file(), start
     env = spawner["environment"]
     assert env["HF_HUB_OFFLINE"] == "1"
     assert env["SLMCOURSE_CACHE"].startswith("/")
+
+
+def test_instructors_get_the_site_configuration_without_the_learners_folder(hub):
+    from types import SimpleNamespace as NS
+
+    assign = hub["Spawner"]["environment"]["JUPYTER_CONFIG_PATH"]
+    instructors = hub["JupyterHub"]["load_groups"]["instructors"]["users"]
+
+    def spawner(name, groups):
+        return NS(user=NS(name=name, groups=[NS(name=g) for g in groups]))
+    site = assign(spawner(instructors[0], ["instructors"]))
+    assert site.startswith("/") and ":" not in site
+    assert assign(spawner("ada", [])).split(":") == [f"{site}/learners", site]
+    guide = GUIDE.read_text()
+    assert f"{site}/nbgrader_config.py" in guide and f"{site}/learners" in guide
 
 
 def test_idle_culler_service_has_its_role(hub):

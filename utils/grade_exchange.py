@@ -76,7 +76,17 @@ def collect(course_dir: Path, assignment: str, out: Path | None = None, log=prin
     """`nbgrader collect` (the newest submission of every learner), then grade.py's sandboxed autograde."""
     exchange_settings(course_dir)
     grade.nbgrader(course_dir, "collect", assignment, "--update")
-    return grade.grade_collected(assignment, course_dir, out, log=log, **options)
+    # the submission times nbgrader collect wrote: grade.py files each notebook anew (without them), and
+    # `nbgrader release_feedback` needs them beside the feedback
+    stamps = {path.parents[1].name: path.read_text()
+              for path in (course_dir / "submitted").glob(f"*/{assignment}/timestamp.txt")}
+    subs = grade.grade_collected(assignment, course_dir, out, log=log, **options)
+    for student, stamp in stamps.items():
+        for step in ("submitted", "autograded", "feedback"):
+            folder = course_dir / step / student / assignment
+            if folder.is_dir() and not (folder / "timestamp.txt").exists():
+                (folder / "timestamp.txt").write_text(stamp)
+    return subs
 
 
 def release_feedback(course_dir: Path, assignment: str, log=print) -> None:
