@@ -109,6 +109,7 @@ SYLLABUS = (
     ("10_evaluation", "Evaluating small models: log-likelihood and exact match, intervals, a size ladder", 75, "Evaluation"),
     ("11_fine_tuning", "Fine-tuning for a domain: LoRA from scratch, chat-format SFT with loss masking", 75, "LoRA"),
     ("12_deployment", "Deployment: latency, throughput, precision, ONNX, a local service, energy", 70, "Deployment planner"),
+    ("13_faster_decoding", "Faster and stricter decoding: speculative decoding, KV-cache quantization, prefix caching, JSON constraints, a real runtime", 80, "Speculative decoding"),
     ("14_choosing_and_future", "Choosing an SLM, and where the field is going", 50, "Decision tool"),
 )
 

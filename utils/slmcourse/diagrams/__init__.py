@@ -24,4 +24,5 @@ from .prefill_decode import prefill_decode_timeline; __all__.append("prefill_dec
 from .decision_flow import decision_flow; __all__.append("decision_flow")
 from .newest import newest_ideas; __all__.append("newest_ideas")
 from .evaluation import evaluation_pipeline; __all__.append("evaluation_pipeline")
+from .speculative import speculative_round; __all__.append("speculative_round")
 # DIAGRAMS-END
