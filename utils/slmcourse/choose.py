@@ -185,7 +185,9 @@ def measured_quality(model: str | ModelCard) -> dict | None:
     measured = {k: v for k, v in runs.items() if find_card(k) is not None}
     if card.key not in measured:
         return None
-    common = [t for t in runs[card.key] if all(t in v for v in measured.values())]
+    from .evaluate import TASKS as EVAL_TASKS
+
+    common = [t for t in EVAL_TASKS if t in runs[card.key] and all(t in v for v in measured.values())]
     if not common:
         return None
     rows = [(t, *runs[card.key][t]) for t in common]
