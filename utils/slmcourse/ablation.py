@@ -13,7 +13,7 @@ import json
 from .errors import CourseError
 
 FILE = "finetune_ablation.json"
-SHA256 = "PENDING"
+SHA256 = "e39a696c57bed5a159dd4d3cd372e0b2488ba22c8b800489be0dc3746ad8f28f"
 
 
 def load() -> dict:
@@ -88,6 +88,8 @@ def qlora_table(results: dict):
                       "accuracy after LoRA": f"{run['accuracy']:.0%} [{low:.0%}, {high:.0%}]",
                       "answer ppl, untrained -> LoRA": f"{untrained('answer_ppl', '.2f')} -> {run['answer_ppl']:.2f}",
                       "general ppl, untrained -> LoRA": f"{untrained('general_ppl', '.2f')} -> {run['general_ppl']:.2f}"})
+    if not shown:
+        return pd.DataFrame({"frozen base": ["(no QLoRA run in the file yet: run utils/finetune_ablation.py)"]})
     return pd.DataFrame(shown).set_index("frozen base")
 
 
