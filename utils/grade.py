@@ -670,10 +670,7 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
     there is renamed, never deleted; the batch is added to reports/<assignment>/history.csv and the
     merged report reports/<assignment>/all/ is rebuilt from the gradebook.
     """
-    from nbgrader.api import Gradebook, MissingEntry
-
     import sandbox
-    import slmcourse
 
     course_dir, submissions = Path(course_dir).resolve(), Path(submissions).resolve()
     _check_assignment(course_dir, assignment)
@@ -706,6 +703,10 @@ def collect_and_grade(assignment: str, submissions: Path, course_dir: Path = ROO
         raise GradingError(f"cannot sandbox the submissions: {problem}.\nStudent code would run with your rights "
                            "(it could read solutions/ and change the gradebook or other students' files). Install "
                            "bubblewrap, or pass --no-sandbox to grade anyway at that risk.")
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    import slmcourse
 
     # 2. the gradebook must know the assignment as it is now: generate its release into a scratch folder
     with tempfile.TemporaryDirectory(prefix="slm-grade-release-") as scratch:
