@@ -125,14 +125,26 @@ def test_bad_control_value_shows_a_message_and_a_good_one_clears_it(name, tiny):
     _bad_then_good(box, control, bad, good)
 
 
-def test_every_explorer_is_covered(tiny):
+def test_every_explorer_constructor_refuses_bad_arguments(tiny):
+    """Every *_explorer function of every explorer module is wrapped by refuses_bad_arguments (a new
+    explorer added later included); the ones above are also driven with bad values."""
+    import importlib
+    import inspect
     import pkgutil
 
     from slmcourse import explorers
 
-    modules = {m.name for m in pkgutil.iter_modules(explorers.__path__) if not m.name.startswith("_")}
-    assert modules <= set(_explorers(tiny)) | {"__init__"}, modules - set(_explorers(tiny))
     assert set(BAD_CONSTRUCTORS) == set(_explorers(tiny))
+    unwrapped = []
+    for info in pkgutil.iter_modules(explorers.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"slmcourse.explorers.{info.name}")
+        for name, fn in vars(module).items():
+            if name.endswith("_explorer") and inspect.isfunction(fn) and fn.__module__ == module.__name__:
+                if not hasattr(fn, "__wrapped__"):
+                    unwrapped.append(f"{info.name}.{name}")
+    assert not unwrapped, f"explorer constructors without @refuses_bad_arguments: {unwrapped}"
 
 
 def test_a_control_at_the_end_of_its_range_is_said_on_screen():

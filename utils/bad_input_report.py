@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 NAN, INF = float("nan"), float("inf")
 # Bad values a learner types: wrong types, empty, zero, negative, NaN/inf, huge.
 BAD = (None, "abc", "", -1, 0, NAN, INF, -INF, True, [], 10 ** 12, 2.5, {"a": 1})
-TIME_LIMIT_S = 20
+TIME_LIMIT_S = 5
 
 
 class Hang(Exception):
@@ -164,18 +164,53 @@ def cases() -> list[Case]:
     return out
 
 
+def _top_level(label: str) -> str:
+    """The module.name of a top-level export's label ("count_parameters" -> "models.count_parameters")."""
+    import slmcourse
+
+    obj = getattr(slmcourse, label.split(" ")[0], None)
+    module = getattr(obj, "__module__", "") or ""
+    return f"{module.rsplit('.', 1)[-1]}.{getattr(obj, '__name__', label)}"
+
+
+_SAVED_FDS: dict = {}
+
+
+def _restore_std_streams() -> str:
+    """Reopen stdin/stdout/stderr if a call closed them (open(1) on a number given as a path closes fd 1
+    when its file object goes); names what was closed, '' when nothing."""
+    import os
+
+    if not _SAVED_FDS:
+        _SAVED_FDS.update({fd: os.dup(fd) for fd in (0, 1, 2)})
+    closed = []
+    for fd, copy in _SAVED_FDS.items():
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.dup2(copy, fd)
+            closed.append({0: "stdin", 1: "stdout", 2: "stderr"}[fd])
+    return " and ".join(closed)
+
+
 def run_case(case: Case, limit_s: float = TIME_LIMIT_S) -> list[tuple[str, str, object, str]]:
     """[(argument, outcome, bad value, detail)] for every bad value of every fuzzed argument."""
     from slmcourse.errors import CourseError
 
+    import copy
+
+    import torch
+
+    # a fresh copy of any model for each callable: some functions change a model in place (that is their job)
+    good = {k: copy.deepcopy(v) if isinstance(v, torch.nn.Module) else v for k, v in case.good.items()}
     results = []
     old = signal.signal(signal.SIGALRM, _alarm)
     try:
-        for arg in case.good:
+        for arg in good:
             if arg in case.skip:
                 continue
             for bad in BAD:
-                kwargs = dict(case.good, **{arg: bad})
+                kwargs = dict(good, **{arg: bad})
                 signal.setitimer(signal.ITIMER_REAL, limit_s)
                 try:
                     value = case.fn(**kwargs)
@@ -193,18 +228,225 @@ def run_case(case: Case, limit_s: float = TIME_LIMIT_S) -> list[tuple[str, str, 
                     detail = repr(value)[:80]
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                    closed = _restore_std_streams()
+                if closed:
+                    outcome, detail = "raw", f"closed the process's {closed} (a number taken as a file descriptor)"
                 results.append((arg, outcome, bad, detail))
     finally:
         signal.signal(signal.SIGALRM, old)
     return results
 
 
+# ---- the whole public API --------------------------------------------------------------------------------
+# Modules whose public callables are swept (explorers have their own test, tests/test_explorer_bad_values.py;
+# diagrams take no input; prepare is the command-line entry; errors holds only exception classes).
+NOT_SWEPT_MODULES = {"explorers", "diagrams", "prepare", "errors"}
+# Callables that are not swept, with the reason (each listed in the report).
+NOT_SWEPT = {
+    "bundled.convert": "writes the converted model into the cache",
+    "bundled.prepare": "converts/downloads a model into the cache",
+    "bundled.prepare_all": "converts every bundled model into the cache",
+    "prepare.main": "command line",
+    "speculative.main": "command line",
+    "speculative.train_draft": "trains a draft model for minutes",
+    "speculative.load_draft": "loads or trains the draft model",
+    "bench.measure_bandwidth": "copies hundreds of MiB per call (a benchmark)",
+    "models.release_freed_memory": "takes no argument",
+    "bundled.load_bundled": "loads a full bundled model per call (its input checks are swept through load())",
+}
+
+
+def public_callables() -> list[tuple[str, object]]:
+    """("module.name", callable) for every public function and class that a slmcourse module defines
+    (its __all__ when it has one), result records (dataclasses the package returns) included."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import slmcourse
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(slmcourse.__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name in NOT_SWEPT_MODULES:
+            continue
+        module = importlib.import_module(f"slmcourse.{info.name}")
+        names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+        for name in names:
+            obj = getattr(module, name, None)
+            if obj is None or not callable(obj) or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isclass(obj) and issubclass(obj, BaseException):
+                continue
+            found.append((f"{info.name}.{name}", obj))
+    return found
+
+
+def _is_record(obj) -> bool:
+    """A dataclass the package returns (a result record), not an entry point a learner calls with input."""
+    import dataclasses
+    import inspect
+
+    if inspect.isclass(obj) and issubclass(obj, tuple) and hasattr(obj, "_fields"):
+        return True  # a named tuple such as load()'s Loaded(model, tokenizer)
+    return inspect.isclass(obj) and dataclasses.is_dataclass(obj) and not hasattr(obj, "__post_init__")
+
+
+class _ToyTokenizer:
+    def __call__(self, text, return_tensors=None, **_):
+        ids = [min(ord(ch), 255) for ch in text]
+        return {"input_ids": __import__("torch").tensor([ids]) if return_tensors == "pt" else ids}
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join(chr(max(32, int(i) % 256)) for i in ids)
+
+
+def _resources() -> dict:
+    """Good values by argument name: a tiny scaled-down model, the bundled SmolLM2 tokenizer, small tensors."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from slmcourse import bundled, catalogue, models
+
+    torch.manual_seed(0)
+    card = catalogue.get("smollm2-135m")
+    tiny = models.scaled_down("smollm2-135m").eval()
+    try:
+        tok = AutoTokenizer.from_pretrained(str(bundled.model_dir(card)))
+    except Exception:  # noqa: BLE001 - no converted model here: a toy tokenizer
+        tok = _ToyTokenizer()
+    g = torch.Generator().manual_seed(0)
+    return {
+        "model": tiny, "teacher": tiny, "student": tiny, "target": tiny, "draft": tiny, "encoder": tiny,
+        "tokenizer": tok, "card": card, "name": "smollm2-135m", "name_or_hub_id": "smollm2-135m",
+        "context": 64, "seq_len": 64, "kv_len": 64, "batch": 1, "bits": 4, "precision": "fp16", "kv_precision": "fp16",
+        "x": torch.randn(4, 64, generator=g), "weight": torch.randn(8, 64, generator=g),
+        "q": torch.randn(1, 4, 8, 16, generator=g), "k": 2, "v": torch.randn(1, 2, 8, 16, generator=g),
+        "logits": torch.randn(64, generator=g), "student_logits": torch.randn(2, 5, 64, generator=g),
+        "teacher_logits": torch.randn(2, 5, 64, generator=g), "probs": torch.softmax(torch.randn(64, generator=g), 0),
+        "seed": 0, "temperature": 1.0, "top_k": 5, "top_p": 0.9, "repetition_penalty": 1.0, "max_new_tokens": 2,
+        "new_tokens": 2, "shots": 0, "group_size": 32, "scheme": "absmax", "layers": 2, "heads": 4, "kv_heads": 2,
+        "n_heads": 4, "head_dim": 16, "window": 4, "n_params": 1000, "text": "hello world", "texts": ["hello world"],
+        "prompt": "Hello", "question": "What is 2 + 2?", "answer": "4", "sentences": ["a cat", "a dog"],
+        "input_ids": torch.randint(0, 100, (1, 8), generator=g), "ids": torch.randint(0, 100, (1, 40), generator=g),
+        "blocks": torch.randint(0, 100, (2, 16), generator=g), "amount": 0.5, "alpha": 0.5, "rank": 4, "r": 4,
+        "steps": 2, "positions": torch.arange(8), "base": 10000.0, "bytes_per_element": 2.0, "n_rep": 2,
+        "n_layers": 4, "n_items": 10, "batch_size": 2, "block_size": 8, "head": 0, "experts": 4,
+        "numel": 1024, "row_length": 64, "repeats": 1, "warmup": 0, "n_tokens": 100, "stride": 32,
+        "seconds_per_token": 0.1, "watts": 10.0, "tokens_per_s": 10.0, "price_per_hour": 1.0,
+        "latency_budget_ms": 100.0, "efficiency": 0.7, "runtime": "eager", "prefer": "quality",
+        "level": 0.95, "n_boot": 50, "correct": [True, False, True, True], "gold": "4", "prediction": "4",
+        "a": [1.0, 2.0, 3.0], "b": [1.0, 3.0, 2.0], "n_bytes": 1e6, "bandwidth_bytes_per_s": 1e9,
+        "train_len": 8, "length": 8, "vocab": 16, "d_model": 16, "position": "rope", "kind": "rope",
+        "path": "README.md", "notebook": "course/00_setup.ipynb", "param_name": "model.layers.0.mlp.up_proj.weight",
+        "hidden": torch.randn(1, 4, 64, generator=g),
+    }
+
+
+# Good calls the name registry cannot guess: "module.name" -> keyword arguments (values may be callables
+# of the resources, evaluated lazily).
+GOOD = {
+    "catalogue.find": {"name": "smollm2-135m"},
+}
+
+
+def auto_cases(handwritten: dict) -> tuple[list[Case], list[tuple[str, str]]]:
+    """A Case for every public callable not in `handwritten`: its good call built from the name registry
+    (arguments with defaults keep them unless the registry or GOOD names them). Returns (cases, not swept)."""
+    import inspect
+
+    res = _resources()
+    cases_, left = [], []
+    for label, obj in public_callables():
+        if label in handwritten:
+            continue
+        if label in NOT_SWEPT:
+            left.append((label, NOT_SWEPT[label]))
+            continue
+        if _is_record(obj):
+            left.append((label, "a result record (a dataclass the package returns)"))
+            continue
+        try:
+            sig = inspect.signature(obj)
+        except (TypeError, ValueError):
+            left.append((label, "no signature"))
+            continue
+        good, missing = {}, []
+        override = GOOD.get(label, {})
+        for pname, param in sig.parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if pname in override:
+                value = override[pname]
+                good[pname] = value(res) if callable(value) and not hasattr(value, "forward") else value
+            elif param.default is not inspect.Parameter.empty:
+                good[pname] = param.default
+            elif pname in res:
+                good[pname] = res[pname]
+            else:
+                missing.append(pname)
+        if missing:
+            left.append((label, f"no good value known for {', '.join(missing)}"))
+            continue
+        cases_.append(Case(label, obj, good))
+    return cases_, left
+
+
+def _good_call_works(case: Case, limit_s: float = 10) -> str | None:
+    """None when the good call returns within the limit, else why not."""
+    import copy
+
+    import torch
+
+    good = {k: copy.deepcopy(v) if isinstance(v, torch.nn.Module) else v for k, v in case.good.items()}
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit_s)
+    try:
+        case.fn(**good)
+    except Hang:
+        return f"the good call took > {limit_s} s"
+    except Exception as err:  # noqa: BLE001
+        return f"the good call failed: {type(err).__name__}: {str(err)[:80]}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    return None
+
+
+FAILURES: list = []  # (callable, argument, outcome, bad value) of every silent or hung case of the last report
+
+
+def guarded_modules() -> set[str]:
+    """The slmcourse modules that put the shared typed gate (checks.guard_public) on their public functions."""
+    import slmcourse
+
+    root = Path(slmcourse.__file__).parent
+    return {f.stem for f in root.glob("*.py") if "_guard_public(globals())" in f.read_text(encoding="utf-8")}
+
+
 def report(verbose: bool = False) -> Counter:
     totals = Counter()
     start = time.perf_counter()
-    for case in cases():
+    listed = cases()
+    handwritten = {c.label.split(" ")[0] if "." in c.label.split(" ")[0] else _top_level(c.label) for c in listed}
+    extra, left = auto_cases(handwritten)
+    only = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")]
+    extra = [c for c in extra if not only or c.label.startswith(tuple(only))]
+    for case in extra:
+        why = _good_call_works(case)
+        if why:
+            left.append((case.label, why))
+        else:
+            listed.append(case)
+    only = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")]
+    if only:
+        listed = [c for c in listed if c.label.startswith(tuple(only))]
+    _restore_std_streams()
+    for case in listed:
         outcomes = run_case(case)
         counts = Counter(o for _, o, _, _ in outcomes)
+        for arg, outcome, bad, _ in outcomes:
+            if outcome in ("silent", "hang"):
+                FAILURES.append((case.label, arg, outcome, bad))
         totals.update(counts)
         totals["callables"] += 1
         line = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
@@ -214,7 +456,13 @@ def report(verbose: bool = False) -> Counter:
                 if outcome in ("raw", "silent", "hang", "accepted"):
                     print(f"    {outcome:8s} {arg}={bad!r}: {detail}")
     tried = sum(totals[k] for k in ("clear", "accepted", "silent", "raw", "hang"))
-    print(f"\n{totals['callables']} callables, {tried} bad-input cases in {time.perf_counter() - start:.0f} s")
+    public = len(public_callables())
+    totals["public"], totals["not swept"] = public, len(left)
+    print(f"\nnot swept ({len(left)} of {public} public callables):")
+    for label, why in sorted(left):
+        print(f"    {label:40s} {why}")
+    print(f"\n{public} public callables, {totals['callables']} swept, {tried} bad-input cases in "
+          f"{time.perf_counter() - start:.0f} s")
     for key in ("clear", "accepted", "silent", "raw", "hang"):
         print(f"  {key:9s} {totals[key]:4d}  ({100 * totals[key] / max(tried, 1):.1f} %)")
     return totals

@@ -414,3 +414,7 @@ def anatomy(name_or_hub_id: str, context: int = 2048, device: str = "Laptop (16 
     return Anatomy(name=card.name if card else name_or_hub_id.strip(), summary=config_summary(model, card),
                    structure=block_structure(model, max_depth), breakdown=breakdown_rows(model),
                    memory=memory, card=card)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -524,3 +524,7 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: in
             m = m_new
         outputs.append(torch.where(s > 0, acc / s.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(acc)))
     return torch.cat(outputs, dim=2).to(v.dtype)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -572,3 +572,7 @@ from .planner import (  # noqa: E402,F401  (re-exported for lesson 14's chooser 
     bytes_per_token, cost_per_million_tokens, decode_step, energy_per_token, energy_range, flops_per_token,
     plan_all, plan_deployment,
 )
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -211,3 +211,7 @@ def prepare_all(progress: bool = True) -> dict[str, dict]:
             prepare(key, progress=progress, dtype=torch.bfloat16)
         report[key] = {"folder": str(folder), "seconds": time.perf_counter() - start, "converted": not was_ready}
     return report
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

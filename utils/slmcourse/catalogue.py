@@ -190,3 +190,7 @@ def all_cards(include_newest: bool = False) -> list[ModelCard]:
     lesson 7's 2024-26 block (kept out by default so the chooser's and planner's rankings stay those of
     the lessons that use them)."""
     return [c for c in _cards().values() if include_newest or c.era != NEWEST_ERA]
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -16,6 +16,7 @@ from .errors import CourseError
 __all__ = [
     "whole_number", "positive_number", "fraction", "one_of", "closest", "string_list", "tensor",
     "finite_tensor", "device", "model_or_name", "module", "config_overrides", "text", "texts", "callback",
+    "typed", "guard_public",
 ]
 
 
@@ -292,3 +293,279 @@ def config_overrides(model_type: str, overrides: dict[str, Any], base: dict[str,
         if key == "sliding_window" and value is not None:
             whole_number(key, value, minimum=1)
     return overrides
+
+
+# ---- the typed gate: every public function of a module checks its simply-typed arguments on entry ----------
+_INT, _FLOAT, _STR, _BOOL = {"int"}, {"float"}, {"str"}, {"bool"}
+_TENSOR = {"torch.Tensor", "Tensor"}
+_MODULE = {"nn.Module", "torch.nn.Module"}
+_PATH = {"Path", "pathlib.Path", "os.PathLike"}
+_CARD = {"ModelCard", "catalogue.ModelCard"}
+_DEVICE = {"torch.device"}
+_SIMPLE = _INT | _FLOAT | _STR | _BOOL | _TENSOR | _MODULE | _PATH | _CARD | _DEVICE
+
+# Real-number arguments that must be > 0 (at most the value given): a negative byte count or timeout is nonsense.
+POSITIVE_FLOATS = {"bytes_per_element": 64.0, "timeout_s": 86_400.0, "timeout": 86_400.0, "lifetime_s": 86_400.0 * 7}
+
+# Whole-number arguments whose name says what they count: the range a learner's value must lie in (a huge
+# repeat count or token count otherwise runs for hours or allocates terabytes; a negative one makes no sense).
+SIZE_RANGES = {
+    "repeats": (1, 10_000), "warmup": (0, 10_000), "new_tokens": (1, 100_000), "max_new_tokens": (1, 100_000),
+    "steps": (1, 10_000_000), "chunk": (1, 1 << 31), "batch": (1, 1_000_000), "batch_size": (1, 1_000_000),
+    "n_boot": (1, 1_000_000), "seq_len": (0, 1_000_000_000), "context": (0, 1_000_000_000),
+    "kv_len": (0, 1_000_000_000), "layers": (1, 100_000), "n_layers": (1, 100_000), "heads": (1, 100_000),
+    "n_heads": (1, 100_000), "kv_heads": (1, 100_000), "head_dim": (1, 1_000_000), "window": (1, 1_000_000_000),
+    "block_size": (1, 10_000_000), "mib": (1, 1_000_000), "threads": (1, 4096), "shots": (0, 1000),
+    "rank": (1, 100_000), "experts": (1, 1_000_000), "vocab": (1, 100_000_000), "d_model": (1, 1_000_000),
+    "train_len": (1, 1_000_000), "length": (1, 10_000_000), "n_items": (1, 1_000_000_000), "bits": (1, 64),
+    "seed": (0, 2 ** 32 - 1), "max_length": (1, 10_000_000), "max_prompt_tokens": (1, 10_000_000),
+    "max_body_bytes": (1, 1 << 31), "n_tokens": (0, 10 ** 12), "top_k": (0, 100_000_000), "ngram": (1, 1000),
+    "n_rep": (1, 100_000), "max_depth": (0, 100), "opset": (7, 30), "row_length": (1, 1_000_000_000),
+}
+
+
+def _kinds(annotation: Any) -> tuple[set, bool] | None:
+    """({simple type names}, optional) for an annotation such as 'int | None'; None when not simple."""
+    if isinstance(annotation, type):
+        annotation = annotation.__name__
+    if not isinstance(annotation, str) or not annotation:
+        return None
+    parts = {p.strip().strip("'\"") for p in annotation.split("|")}
+    optional = "None" in parts
+    parts.discard("None")
+    if not parts or not parts <= _SIMPLE:
+        return None
+    return parts, optional
+
+
+def _expected(kinds: set) -> str:
+    words = []
+    if kinds & _INT:
+        words.append("a whole number")
+    if kinds & _FLOAT:
+        words.append("a number")
+    if kinds & _STR:
+        words.append("a string")
+    if kinds & _PATH:
+        words.append("a file path")
+    if kinds & _BOOL:
+        words.append("True or False")
+    if kinds & _TENSOR:
+        words.append("a tensor (or a list of numbers)")
+    if kinds & _MODULE:
+        words.append("a model (a torch.nn.Module)")
+    if kinds & _CARD:
+        words.append("a catalogue name or ModelCard")
+    if kinds & _DEVICE:
+        words.append("a device name such as 'cpu'")
+    return " or ".join(dict.fromkeys(words))
+
+
+# Values of these types are judged by the gate; any other object (a ModelCard, a numpy array, a tokenizer)
+# passes to the function, whose annotation may under-state what it accepts.
+_BUILTIN = (str, bytes, numbers.Number, list, tuple, dict, set, frozenset, type(None))
+
+
+def _gate(fn_name: str, name: str, value: Any, kinds: set, optional: bool) -> Any:
+    """`value` if it has one of `kinds` (an integral float becomes an int, a list a tensor, a (model, tokenizer)
+    pair its model); else a CourseError naming the function, the argument, what was given and what is expected."""
+    if value is None:
+        if optional:
+            return value
+        raise CourseError(f"{fn_name}: {name} must be {_expected(kinds)}, got None")
+    if isinstance(value, bool):
+        if kinds & _BOOL:
+            return value
+        raise CourseError(f"{fn_name}: {name} must be {_expected(kinds)}, got {value!r} (a bool)")
+    if kinds & _BOOL and not (kinds - _BOOL):
+        if isinstance(value, numbers.Integral) and value in (0, 1):
+            return bool(value)
+        raise CourseError(f"{fn_name}: {name} must be True or False, got {_given(value)}")
+    if isinstance(value, str) and kinds & _DEVICE:
+        return device(f"{fn_name}: {name}", value)
+    if isinstance(value, str) and kinds & _CARD:
+        from . import catalogue
+
+        return catalogue.get(value)  # an unknown name: a CourseError with the closest names
+    if isinstance(value, numbers.Real) and kinds & (_INT | _FLOAT):
+        if isinstance(value, numbers.Integral):
+            if kinds & _INT and name in SIZE_RANGES:
+                low, high = SIZE_RANGES[name]
+                whole_number(f"{fn_name}: {name}", value, minimum=low, maximum=high)
+            elif kinds & _FLOAT and name in POSITIVE_FLOATS:
+                positive_number(f"{fn_name}: {name}", value, maximum=POSITIVE_FLOATS[name])
+            return value
+        if not math.isfinite(float(value)):
+            raise CourseError(f"{fn_name}: {name} must be a finite number, got {value}")
+        if kinds & _FLOAT:
+            if name in POSITIVE_FLOATS:
+                positive_number(f"{fn_name}: {name}", value, maximum=POSITIVE_FLOATS[name])
+            return value
+        if float(value).is_integer():
+            return _gate(fn_name, name, int(value), kinds, optional)
+        raise CourseError(f"{fn_name}: {name} must be a whole number, got {value}")
+    if isinstance(value, str) and kinds & (_STR | _PATH):
+        if kinds & _PATH and not value.strip():
+            raise CourseError(f"{fn_name}: {name} must be a file path, got an empty string")
+        return value
+    if not isinstance(value, _BUILTIN):
+        return value  # an object of the package's or a library's own type: the function's own checks decide
+    if kinds & (_TENSOR | _MODULE):
+        import torch
+
+        if kinds & _TENSOR:
+            if isinstance(value, torch.Tensor):
+                return value
+            if isinstance(value, (list, tuple)):
+                return tensor(f"{fn_name}: {name}", value)  # a (rectangular) list of numbers is accepted
+        if kinds & _MODULE:
+            if isinstance(value, torch.nn.Module):
+                return value
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], torch.nn.Module):
+                return value[0]
+            if isinstance(value, str):
+                from . import catalogue
+
+                catalogue.get(value)  # an unknown name: a CourseError with the closest names
+                return value  # some functions accept a catalogue name; the others refuse it themselves
+    raise CourseError(f"{fn_name}: {name} must be {_expected(kinds)}, got {_given(value)}")
+
+
+_MODEL_NAMES = {"model", "teacher", "student", "target", "draft", "encoder"}
+_CALLBACK_NAMES = {"on_token", "step_loss", "fn", "retrieve", "handler", "callback"}
+_TENSOR_NAMES = {"input_ids", "ids", "attention_mask", "logits", "blocks"}
+
+
+_LOOSE = {"Any", "Callable", "Sequence", "Iterable", "Mapping", "Path", "Union", "Optional"}
+
+
+def _by_name(param) -> tuple[set, bool] | None:
+    """Kinds for an argument whose annotation says nothing simple, judged by its name (issue 20's pattern 2:
+    a model, tokenizer, tensor or function expected but not checked)."""
+    optional = param.default is None
+    annotation = param.annotation if isinstance(param.annotation, str) else ""
+    if "Callable" in annotation or (param.name in _CALLBACK_NAMES and not annotation):
+        return {"callable"}, optional or "None" in annotation
+    if param.name == "tokenizer" and not annotation:
+        return {"tokenizer"}, optional
+    if param.name in _MODEL_NAMES and not annotation:
+        return _MODULE, optional
+    if param.name in _TENSOR_NAMES and not annotation:
+        return _TENSOR, optional
+    for marker in ("Sequence[str]", "Iterable[str]", "list[str]", "tuple[str, ...]"):
+        if marker in annotation and "Sequence[tuple" not in annotation:
+            return {"strings"}, optional or "None" in annotation
+    if annotation.startswith(("Sequence", "Iterable", "list[", "tuple[")) and "str |" not in annotation:
+        return {"sequence"}, optional or "None" in annotation
+    parts = {part.strip().strip("'\"") for part in annotation.split("|")} - {"None"} if annotation else set()
+    if parts and all(part[:1].isupper() and part.isidentifier() for part in parts) and not parts & _LOOSE:
+        return {"object"}, optional or "None" in annotation  # a package type such as Constraints or Measured
+    return None
+
+
+def param_type_hint(name: str) -> str:
+    return {"constraints": "Constraints(...) (from slmcourse.choose)", "measured": "Measured(...) record",
+            "language": "MarkovLanguage(...)", "teacher": "SparseTeacher or a tensor"}.get(name, "value of the documented type")
+
+
+def _gate_other(fn_name: str, name: str, value: Any, kinds: set, optional: bool) -> Any:
+    if value is None and optional:
+        return value
+    if "callable" in kinds:
+        if not callable(value):
+            raise CourseError(f"{fn_name}: {name} must be a function, got {_given(value)}")
+        return value
+    if "tokenizer" in kinds:
+        if isinstance(value, _BUILTIN):
+            raise CourseError(f"{fn_name}: {name} must be the model's tokenizer (e.g. from "
+                              f"model, tokenizer = load(...)), got {_given(value)}")
+        return value
+    if "object" in kinds:
+        if isinstance(value, _BUILTIN):
+            raise CourseError(f"{fn_name}: {name} must be a {param_type_hint(name)}, got {_given(value)}")
+        return value
+    if "sequence" in kinds:
+        if isinstance(value, (list, tuple, range)) or not isinstance(value, _BUILTIN):
+            return value
+        raise CourseError(f"{fn_name}: {name} must be a list, got {_given(value)}")
+    if "strings" in kinds:
+        if isinstance(value, str):
+            return value  # the function decides: a single string, or refused by its own check
+        if not isinstance(value, (list, tuple, set, frozenset)):
+            if isinstance(value, _BUILTIN):
+                raise CourseError(f"{fn_name}: {name} must be a list of strings, got {_given(value)}")
+            return value  # a generator or a library's sequence type
+        for item in value:
+            if not isinstance(item, str):
+                raise CourseError(f"{fn_name}: {name} must contain only strings, got {_given(item)} in it")
+        return value
+    return value
+
+
+def typed(fn, label: str | None = None):
+    """Wrap a public function so that each argument annotated with a simple type (int, float, str, bool,
+    torch.Tensor, nn.Module, optionally `| None`) is checked on entry with `_gate`. Arguments with any other
+    annotation pass untouched; the function's own checks (ranges, names) still run after."""
+    import functools
+    import inspect
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return fn
+    gates = {}
+    for param in signature.parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        kinds = _kinds(param.annotation)
+        if param.name == "device" and param.annotation is param.empty:  # an unannotated torch device
+            kinds = (_DEVICE, True)
+        if not kinds:
+            kinds = _by_name(param)
+        if kinds:
+            gates[param.name] = (kinds[0], kinds[1] or param.default is None)
+    if not gates or getattr(fn, "__wrapped_by_checks__", False):
+        return fn
+
+    label = label or fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise CourseError(f"{label}: {err} (see help({label}))") from None
+        changed = False
+        for name, (kinds, optional) in gates.items():
+            if name in bound.arguments:
+                value = bound.arguments[name]
+                if kinds & _SIMPLE:
+                    checked = _gate(label, name, value, kinds, optional)
+                else:
+                    checked = _gate_other(label, name, value, kinds, optional)
+                if checked is not value:
+                    bound.arguments[name], changed = checked, True
+        if changed:
+            return fn(*bound.args, **bound.kwargs)
+        return fn(*args, **kwargs)
+
+    wrapper.__wrapped_by_checks__ = True
+    return wrapper
+
+
+def guard_public(namespace: dict) -> None:
+    """Put `typed` on every public function defined in a module (call at its bottom: `guard_public(globals())`).
+    Classes, imported names and leading-underscore helpers are left alone."""
+    import inspect
+
+    import dataclasses
+
+    module = namespace.get("__name__")
+    for key, value in list(namespace.items()):
+        if key.startswith("_") or getattr(value, "__module__", None) != module:
+            continue
+        if inspect.isfunction(value):
+            namespace[key] = typed(value)
+        elif (inspect.isclass(value) and not dataclasses.is_dataclass(value) and not issubclass(value, BaseException)
+              and not hasattr(value, "_fields") and "__init__" in vars(value)):
+            value.__init__ = typed(value.__init__, label=key)  # a class a learner builds: its arguments too

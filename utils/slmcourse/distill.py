@@ -204,8 +204,18 @@ def precompute_teacher(teacher: nn.Module, blocks: torch.Tensor, k: int = 64, te
     """
     from tqdm.auto import tqdm
 
+    from . import checks  # issue 20: every argument checked BEFORE the teacher reads the corpus
+
+    teacher = checks.module("teacher", teacher)
+    blocks = checks.tensor("blocks", blocks, ndim=2, dtype="int")
     if blocks.ndim != 2 or blocks.shape[1] < 2:
         raise CourseError("blocks must be a (number of blocks, block length >= 2) tensor of token ids")
+    vocab = getattr(getattr(teacher, "config", None), "vocab_size", None)
+    checks.whole_number("k", k, minimum=1, maximum=vocab)
+    temperature = _check_temperature(temperature)
+    checks.whole_number("batch_size", batch_size, minimum=1)
+    if int(blocks.min()) < 0 or (vocab and int(blocks.max()) >= vocab):
+        raise CourseError(f"blocks hold token ids outside the teacher's vocabulary [0, {vocab})")
     was_training = teacher.training
     teacher.eval()
     device = next(teacher.parameters()).device
@@ -339,3 +349,7 @@ def similarity_score(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str
     right = encode(model, tokenizer, [p[1] for p in pairs])
     cosines = (left * right).sum(-1)
     return spearman(cosines, [float(p[2]) for p in pairs])
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

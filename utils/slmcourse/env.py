@@ -82,3 +82,7 @@ def environment_report(check_network: bool = True) -> dict[str, str]:
     if check_network:
         report["hub reachable"] = "yes" if is_online() else "no (offline: the bundled models are used)"
     return report
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -54,3 +54,7 @@ def check(answer, expected, rtol: float = 1e-4, atol: float = 1e-6, name: str = 
     ok, why = _close(answer, expected, rtol, atol)
     print(f"correct: {name} matches" if ok else f"not quite: {why}")
     return ok
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -368,3 +368,7 @@ def top_tokens(probs: torch.Tensor, tokenizer=None, n: int = 10) -> list[tuple[i
 def survivors(probs: torch.Tensor) -> int:
     """How many tokens keep a probability above zero."""
     return int((probs > 0).sum())
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

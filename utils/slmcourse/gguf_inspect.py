@@ -78,28 +78,43 @@ def open_gguf(path_or_reader) -> "GGUFReader":
         raise CourseError(f"{path.name} is not a readable GGUF file: {err}") from None
 
 
+def _qtype(qtype) -> "GGMLQuantizationType":
+    """A ggml type from its name ('Q4_1', case-insensitive) or number; anything else a CourseError (issue 20)."""
+    _need_gguf()
+    from .checks import closest
+
+    names = [t.name for t in GGMLQuantizationType]
+    if isinstance(qtype, GGMLQuantizationType):
+        return qtype
+    if isinstance(qtype, str):
+        key = qtype.strip().upper()
+        if key in names:
+            return GGMLQuantizationType[key]
+        near = closest(qtype, names)
+        hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else ""
+        raise CourseError(f"unknown ggml type {qtype!r}{hint}; known: {', '.join(names)}")
+    if isinstance(qtype, bool) or not isinstance(qtype, int):
+        raise CourseError(f"qtype must be a ggml type name such as 'Q4_1' or its number, got {qtype!r}")
+    try:
+        return GGMLQuantizationType(qtype)
+    except ValueError:
+        raise CourseError(f"{qtype} is not a ggml type number; known: "
+                          f"{', '.join(f'{t.value}={t.name}' for t in GGMLQuantizationType)}") from None
+
+
 def type_name(qtype) -> str:
-    return GGMLQuantizationType(qtype).name
+    return _qtype(qtype).name
 
 
 def bits_per_weight(qtype) -> float:
     """Bits a ggml type spends per weight, scales and minimums included (e.g. Q4_1 -> 5.0)."""
-    _need_gguf()
-    if isinstance(qtype, str):
-        try:
-            qtype = GGMLQuantizationType[qtype]
-        except KeyError:
-            raise CourseError(f"unknown ggml type {qtype!r}") from None
-    block, nbytes = GGML_QUANT_SIZES[GGMLQuantizationType(qtype)]
+    block, nbytes = GGML_QUANT_SIZES[_qtype(qtype)]
     return 8 * nbytes / block
 
 
 def block_size(qtype) -> tuple[int, int]:
     """(weights per block, bytes per block) of a ggml type."""
-    _need_gguf()
-    if isinstance(qtype, str):
-        qtype = GGMLQuantizationType[qtype]
-    return GGML_QUANT_SIZES[GGMLQuantizationType(qtype)]
+    return GGML_QUANT_SIZES[_qtype(qtype)]
 
 
 def metadata(path_or_reader, keys=None) -> dict:

@@ -121,3 +121,7 @@ def syllabus_markdown() -> str:
         path = f"course/{name}.ipynb"
         rows.append(f"| {name[:2]} | [{name}]({path}) | {topic} | {minutes} min | {explorer} | {colab_badge(path)} |")
     return "\n".join(rows)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

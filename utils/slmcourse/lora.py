@@ -274,3 +274,7 @@ def lora_budget(name: str, rank: int = 8, targets: Sequence[str] = ("q_proj", "v
     return LoRABudget(model=card.name, rank=rank, targets=tuple(targets), total_params=total, lora_params=lora,
                       adapted_layers=len(chosen), full_ft_bytes=16 * total, lora_bytes=4 * total + 16 * lora,
                       lora_bf16_base_bytes=2 * total + 16 * lora, adapter_file_bytes=4 * lora)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

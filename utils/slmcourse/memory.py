@@ -229,3 +229,7 @@ def fit(model: str | ModelCard, precision: str = "fp16", context: int = 2048, ba
         kv_cache=model_kv_cache_bytes(card, context, batch, kv_bytes),
         activations=activation_bytes(card, context, batch, kv_bytes),
         available=DEVICES[device].usable_bytes, notes=notes)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -222,3 +222,7 @@ def _load_from_hub(hub_id: str, card: ModelCard | None, dtype: torch.dtype | Non
     # huggingface_hub checks each downloaded LFS file against its SHA-256; safetensors only, no pickle.
     model = auto.from_pretrained(hub_id, dtype=dtype, use_safetensors=True, trust_remote_code=False)
     return model, tokenizer
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -120,3 +120,7 @@ def perplexity(model: nn.Module, tokenizer=None, texts: str | Sequence[str] | No
 def heldout_perplexity(model: nn.Module, tokenizer) -> float:
     """The protocol's figure: perplexity on the bundled held-out English text (see PROTOCOL)."""
     return perplexity(model, tokenizer, heldout_text())
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -25,3 +25,7 @@ def plot_fit(report: FitReport, ax=None):
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6), ncol=4, fontsize=8, frameon=False)
     ax.figure.tight_layout()
     return ax.figure
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

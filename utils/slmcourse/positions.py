@@ -206,9 +206,18 @@ def extrapolation_experiment(kinds=("learned", "rope", "alibi", "none"), train_l
                              lengths=(16, 32, 64, 128, 256, 512), steps: int = 500, seed: int = 0,
                              language: MarkovLanguage | None = None, progress: bool = True) -> ExtrapolationResult:
     """Train one tiny model per position kind on `train_len` tokens and measure loss at each length."""
-    for kind in kinds:
-        if kind not in POSITION_KINDS:
-            raise CourseError(f"unknown position kind {kind!r}; choose from {', '.join(POSITION_KINDS)}")
+    from . import checks  # issue 20: every argument checked BEFORE minutes of training
+
+    kinds = [checks.one_of("kinds", kind, POSITION_KINDS, label="position kind")
+             for kind in checks.string_list("kinds", kinds, allow_empty=False)]
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__") or not list(lengths):
+        raise CourseError(f"lengths must be a non-empty list of whole numbers, got {lengths!r}")
+    lengths = [checks.whole_number("lengths", n, minimum=1, maximum=100_000) for n in lengths]
+    checks.whole_number("train_len", train_len, minimum=1, maximum=100_000)
+    checks.whole_number("steps", steps, minimum=1, maximum=10_000_000)
+    checks.whole_number("seed", seed, minimum=0)
+    if language is not None and not isinstance(language, MarkovLanguage):
+        raise CourseError(f"language must be a MarkovLanguage (or None), got {type(language).__name__}")
     language = language or MarkovLanguage(seed=seed)
     bar = None
     if progress:
@@ -229,3 +238,7 @@ def extrapolation_experiment(kinds=("learned", "rope", "alibi", "none"), train_l
     if bar is not None:
         bar.close()
     return ExtrapolationResult(train_len, list(lengths), loss, curves, language.entropy(), seconds)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

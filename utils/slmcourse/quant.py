@@ -655,3 +655,7 @@ def generation_speed(model: nn.Module, tokenizer, prompt: str, new_tokens: int =
     generated = output[0, inputs.input_ids.shape[1]:]
     return {"text": tokenizer.decode(generated, skip_special_tokens=True), "seconds": best,
             "tokens_per_s": len(generated) / best}
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -157,7 +157,12 @@ class ModelServer:
                 result.update(queued_s=started - arrived, handler_s=finished - started)
                 self._send(status, result)
 
-        self._httpd = _Server((self.host, self.port), RequestHandler)
+        try:
+            self._httpd = _Server((self.host, self.port), RequestHandler)
+        except OSError as err:  # issue 20: a busy port is a message, not an OSError traceback
+            raise CourseError(f"cannot listen on {self.host}:{self.port} ({err.strerror or err}): the port is "
+                              "busy (another server, perhaps from an earlier cell: stop() it) - or use port=0 "
+                              "for any free port") from None
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="slmcourse-server", daemon=True)
         self._thread.start()
@@ -209,6 +214,10 @@ def request(url: str, payload: dict | None = None, timeout_s: float = 30.0) -> t
             status, body = reply.status, reply.read()
     except urllib.error.HTTPError as err:
         status, body = err.code, err.read()
+    except (urllib.error.URLError, OSError) as err:  # issue 20: no server there, or it timed out
+        reason = getattr(err, "reason", err)
+        raise CourseError(f"no answer from {url} ({reason}): is the server started (server.start() or "
+                          f"`with ModelServer(...)`) and is the port right?") from None
     seconds = time.perf_counter() - start
     try:
         decoded = json.loads(body) if body else {}
@@ -339,7 +348,12 @@ class OnnxCausalLM:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3      # errors only
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        if not Path(str(path)).is_file():
+            raise CourseError(f"no ONNX file at {path!r}: export one first with export_onnx(model, path, example_ids)")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - issue 20: ONNX Runtime's own exception types, as a message
+            raise CourseError(f"ONNX Runtime cannot load {path!r}: {str(err)[:200]}") from None
 
     def logits(self, input_ids: Any) -> Any:
         import numpy as np
@@ -348,3 +362,7 @@ class OnnxCausalLM:
         ids = input_ids.cpu().numpy().astype(np.int64)
         out = self.session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
         return torch.from_numpy(out)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

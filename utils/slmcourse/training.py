@@ -198,3 +198,7 @@ def plot_losses(histories: Sequence[History], window: int = 10, ax=None, ylabel:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())
