@@ -158,3 +158,7 @@ def parse_object(text: str, schema: dict[str, str]) -> dict | None:
     if not all(isinstance(obj[k], types[v]) and not isinstance(obj[k], bool) for k, v in schema.items()):
         return None
     return obj
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -87,3 +87,7 @@ def pair_batch(tokenizer, pair: dict) -> tuple[torch.Tensor, torch.Tensor]:
     for row, (i, l) in enumerate([(ci, cl), (ri, rl)]):
         ids[row, :len(i)], labels[row, :len(l)] = i, l
     return ids, labels
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

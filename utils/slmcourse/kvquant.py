@@ -145,3 +145,7 @@ def reuse_prefix(model, prefix_cache, suffix_ids: torch.Tensor):
     if prefix_cache is None:
         raise CourseError("reuse_prefix needs the prefix's cache (from prefill)")
     return prefill(model, suffix_ids, copy.deepcopy(prefix_cache))
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -110,3 +110,7 @@ class Runtime:
                 break
             new.append(token)
         return RuntimeResult(new, time.perf_counter() - start, first)
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -327,5 +327,10 @@ def main() -> int:
     return 0
 
 
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
