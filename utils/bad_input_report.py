@@ -210,6 +210,8 @@ def run_case(case: Case, limit_s: float = TIME_LIMIT_S) -> list[tuple[str, str, 
             if arg in case.skip:
                 continue
             for bad in BAD:
+                if isinstance(good[arg], bool) and isinstance(bad, bool):
+                    continue  # True/False is a valid value of a flag, not bad input
                 kwargs = dict(good, **{arg: bad})
                 signal.setitimer(signal.ITIMER_REAL, limit_s)
                 try:

@@ -319,7 +319,7 @@ SIZE_RANGES = {
     "rank": (1, 100_000), "experts": (1, 1_000_000), "vocab": (1, 100_000_000), "d_model": (1, 1_000_000),
     "train_len": (1, 1_000_000), "length": (1, 10_000_000), "n_items": (1, 1_000_000_000), "bits": (1, 64),
     "seed": (0, 2 ** 32 - 1), "max_length": (1, 10_000_000), "max_prompt_tokens": (1, 10_000_000),
-    "max_body_bytes": (1, 1 << 31), "n_tokens": (0, 10 ** 12), "top_k": (0, 100_000_000), "ngram": (1, 1000),
+    "max_body_bytes": (1, 1 << 31), "n_tokens": (0, 1_000_000_000), "top_k": (0, 100_000_000), "ngram": (1, 1000),
     "n_rep": (1, 100_000), "max_depth": (0, 100), "opset": (7, 30), "row_length": (1, 1_000_000_000),
 }
 
@@ -457,6 +457,10 @@ def _by_name(param) -> tuple[set, bool] | None:
             return {"strings"}, optional or "None" in annotation
     if annotation.startswith(("Sequence", "Iterable", "list[", "tuple[")) and "str |" not in annotation:
         return {"sequence"}, optional or "None" in annotation
+    if annotation.startswith(("dict[", "Mapping[", "dict |", "dict")) and "str |" not in annotation:
+        return {"mapping"}, optional or "None" in annotation
+    if annotation.replace(" ", "") in ("torch.dtype", "torch.dtype|None"):
+        return {"object"}, optional or "None" in annotation
     parts = {part.strip().strip("'\"") for part in annotation.split("|")} - {"None"} if annotation else set()
     if parts and all(part[:1].isupper() and part.isidentifier() for part in parts) and not parts & _LOOSE:
         return {"object"}, optional or "None" in annotation  # a package type such as Constraints or Measured
@@ -465,7 +469,8 @@ def _by_name(param) -> tuple[set, bool] | None:
 
 def param_type_hint(name: str) -> str:
     return {"constraints": "Constraints(...) (from slmcourse.choose)", "measured": "Measured(...) record",
-            "language": "MarkovLanguage(...)", "teacher": "SparseTeacher or a tensor"}.get(name, "value of the documented type")
+            "language": "MarkovLanguage(...)", "teacher": "SparseTeacher or a tensor",
+            "scale_dtype": "torch dtype such as torch.float16", "dtype": "torch dtype such as torch.float32"}.get(name, "value of the documented type")
 
 
 def _gate_other(fn_name: str, name: str, value: Any, kinds: set, optional: bool) -> Any:
@@ -480,6 +485,10 @@ def _gate_other(fn_name: str, name: str, value: Any, kinds: set, optional: bool)
             raise CourseError(f"{fn_name}: {name} must be the model's tokenizer (e.g. from "
                               f"model, tokenizer = load(...)), got {_given(value)}")
         return value
+    if "mapping" in kinds:
+        if isinstance(value, dict) or not isinstance(value, _BUILTIN):
+            return value
+        raise CourseError(f"{fn_name}: {name} must be a dict, got {_given(value)}")
     if "object" in kinds:
         if isinstance(value, _BUILTIN):
             raise CourseError(f"{fn_name}: {name} must be a {param_type_hint(name)}, got {_given(value)}")
