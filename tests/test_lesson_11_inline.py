@@ -1,5 +1,6 @@
-"""Lesson 11 builds LoRALinear and the chat-format loss mask inline; they must stay the same as
-slmcourse.lora.LoRALinear and slmcourse.sft.chat_example (tests/notebook_defs.py pulls them out of the notebook)."""
+"""Lesson 11 builds LoRALinear, the chat-format loss mask, retrieval (embed, top_k, rag_message) and the DPO loss
+inline; they must stay the same as slmcourse.lora.LoRALinear, slmcourse.sft.chat_example, slmcourse.rag and
+slmcourse.dpo (tests/notebook_defs.py pulls them out of the notebook)."""
 import copy
 
 import pytest
@@ -7,14 +8,15 @@ import torch
 from torch import nn
 
 from notebook_defs import notebook_definitions
-from slmcourse import lora, sft
+from slmcourse import dpo, lora, rag, sft
 
 NOTEBOOK = "course/11_fine_tuning.ipynb"
 
 
 @pytest.fixture(scope="module")
 def defs():
-    return notebook_definitions(NOTEBOOK, ["LoRALinear", "chat_example"])
+    return notebook_definitions(NOTEBOOK, ["LoRALinear", "chat_example", "embed", "top_k", "rag_message",
+                                           "sequence_logprob", "dpo_loss"])
 
 
 @pytest.mark.parametrize("shape,r,alpha,seed", [((576, 576), 8, 16, 0), ((64, 32), 4, 8, 1), ((12, 20), 1, 3, 2),
@@ -62,3 +64,38 @@ def test_inline_chat_example_matches_package(defs, tok):
         ref_ids, ref_labels = sft.chat_example(tok, question, answer)
         assert torch.equal(ids, ref_ids) and torch.equal(labels, ref_labels)
         assert tok.decode(labels[labels != -100], skip_special_tokens=True) == answer
+
+
+@pytest.mark.parametrize("seed,n,d,k", [(0, 12, 8, 1), (1, 32, 384, 2), (2, 6, 5, 6)])
+def test_inline_top_k_matches_package(defs, seed, n, d, k):
+    g = torch.Generator().manual_seed(seed)
+    passages = nn.functional.normalize(torch.randn(n, d, generator=g), dim=-1)
+    query = nn.functional.normalize(torch.randn(d, generator=g), dim=-1)
+    ours, theirs = defs["top_k"](query, passages, k), rag.top_k(query, passages, k)
+    assert torch.equal(ours.indices, theirs.indices)
+    torch.testing.assert_close(ours.values, theirs.values)
+
+
+def test_inline_rag_message_matches_package(defs):
+    for question, passages in [("Why?", ["one.", "two."]), ("How large are the holes?", rag.read_passages()[:3])]:
+        assert defs["rag_message"](question, passages) == rag.rag_message(question, passages)
+
+
+def test_inline_embed_matches_package(defs):
+    from test_rag import make_tiny_encoder      # the same tiny random BERT as the rag unit tests
+
+    model, tok = make_tiny_encoder()
+    texts = ["a b", "c d e f g", "z"]
+    torch.testing.assert_close(defs["embed"](model, tok, texts), rag.embed(model, tok, texts), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed,batch,beta", [(0, 1, 0.1), (1, 5, 0.5), (2, 3, 2.0)])
+def test_inline_dpo_matches_package(defs, seed, batch, beta):
+    g = torch.Generator().manual_seed(seed)
+    logps = [-30 * torch.rand(batch, generator=g) for _ in range(4)]
+    for ours, theirs in zip(defs["dpo_loss"](*logps, beta=beta), dpo.dpo_loss(*logps, beta=beta)):
+        torch.testing.assert_close(ours, theirs)
+    logits = torch.randn(batch, 7, 13, generator=g)
+    labels = torch.randint(0, 13, (batch, 7), generator=g)
+    labels[:, :3] = -100
+    torch.testing.assert_close(defs["sequence_logprob"](logits, labels), dpo.sequence_logprob(logits, labels))
