@@ -489,7 +489,7 @@ def test_the_exchange_round_trip_grades_a_full_and_a_blank_submission(classroom)
                      form={"course_id": COURSE_ID, "assignment_id": ASSIGNMENT})
         _, folder = hub.user_api(learner, "GET", f"/api/contents/{COURSE_ID}/{ASSIGNMENT}/feedback")
         [stamp] = folder["content"]
-        _, page = hub.user_api(learner, "GET", f"/api/contents/{stamp['path']}/{ASSIGNMENT}.html")
+        _, page = hub.user_api(learner, "GET", urllib.parse.quote(f"/api/contents/{stamp['path']}/{ASSIGNMENT}.html"))
         score = float(rows[learner]["autograded_score"])
         assert "Score:" in page["content"] or f"{score:g}" in page["content"]
     hub.measured["exchange_round_s"] = round(time.monotonic() - start, 1)

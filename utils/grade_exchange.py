@@ -76,16 +76,19 @@ def collect(course_dir: Path, assignment: str, out: Path | None = None, log=prin
     """`nbgrader collect` (the newest submission of every learner), then grade.py's sandboxed autograde."""
     exchange_settings(course_dir)
     grade.nbgrader(course_dir, "collect", assignment, "--update")
-    # the submission times nbgrader collect wrote: grade.py files each notebook anew (without them), and
-    # `nbgrader release_feedback` needs them beside the feedback
-    stamps = {path.parents[1].name: path.read_text()
-              for path in (course_dir / "submitted").glob(f"*/{assignment}/timestamp.txt")}
+    # what nbgrader collect wrote beside each notebook (timestamp.txt, submission_secret.txt): grade.py files each
+    # notebook anew, and `nbgrader generate_feedback`/`release_feedback` need them with the graded copy
+    extras = {}
+    for folder in (course_dir / "submitted").glob(f"*/{assignment}"):
+        extras[folder.parent.name] = {f.name: f.read_bytes() for f in folder.iterdir()
+                                      if f.is_file() and f.suffix != ".ipynb"}
     subs = grade.grade_collected(assignment, course_dir, out, log=log, **options)
-    for student, stamp in stamps.items():
+    for student, files in extras.items():
         for step in ("submitted", "autograded", "feedback"):
             folder = course_dir / step / student / assignment
-            if folder.is_dir() and not (folder / "timestamp.txt").exists():
-                (folder / "timestamp.txt").write_text(stamp)
+            for name, data in files.items():
+                if folder.is_dir() and not (folder / name).exists():
+                    (folder / name).write_bytes(data)
     return subs
 
 
