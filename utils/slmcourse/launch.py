@@ -107,7 +107,7 @@ SYLLABUS = (
     ("08_distillation", "Knowledge distillation: soft targets, logit distillation, the DistilBERT recipe", 75, "Temperature"),
     ("09_compression", "Compression: quantization from scratch, GGUF formats, pruning", 75, "Quantization"),
     ("10_evaluation", "Evaluating small models: log-likelihood and exact match, intervals, a size ladder", 75, "Evaluation"),
-    ("11_fine_tuning", "Fine-tuning for a domain: LoRA from scratch, chat-format SFT with loss masking", 75, "LoRA"),
+    ("11_fine_tuning", "Adapting a model to a domain: prompting and RAG first, chat-format LoRA SFT, DPO, QLoRA", 120, "LoRA"),
     ("12_deployment", "Deployment: latency, throughput, precision, ONNX, a local service, energy", 70, "Deployment planner"),
     ("13_faster_decoding", "Faster and stricter decoding: speculative decoding, KV-cache quantization, prefix caching, JSON constraints, a real runtime", 80, "Speculative decoding"),
     ("14_choosing_and_future", "Choosing an SLM, and where the field is going", 50, "Decision tool"),
