@@ -35,7 +35,9 @@ def test_scaled_down_runs_a_forward_pass_quickly_and_deterministically(key):
             out = model(input_ids=ids, **kwargs)
         outs.append(out[0])
     assert torch.equal(outs[0], outs[1])
-    assert slmcourse.count_parameters(model) < 20_000_000
+    # the real vocabulary is kept so the real tokenizer works: Gemma's 262k x 64 embedding is 16.8M, and Gemma 3n
+    # adds its per-layer embeddings (262k x 8 per layer x 4 layers = 8.4M); everything else is tiny
+    assert slmcourse.count_parameters(model) < 30_000_000
 
 
 def test_scaled_down_overrides_and_bad_heads():
@@ -47,13 +49,21 @@ def test_scaled_down_overrides_and_bad_heads():
         slmcourse.scaled_down("bert-tiny", hidden_size=30, num_attention_heads=4)
 
 
+# architectures with blocks that are neither embeddings, attention, MLP, norms nor head
+PARTS_BEYOND_THE_STANDARD_SIX = {"gemma-3n-e4b"}
+
+
 def test_breakdown_sums_to_the_count_and_names_parts():
     for key in catalogue.names():
         model = slmcourse.full_size(key)
         parts = slmcourse.parameter_breakdown(model)
         assert list(parts) == list(PARTS)
         assert sum(parts.values()) == slmcourse.count_parameters(model)
-        assert parts["other"] == 0, key
+        if key in PARTS_BEYOND_THE_STANDARD_SIX:
+            # e.g. Gemma 3n's per-layer-input projections and gates, LAuReL and AltUp blocks: about 1 % of it
+            assert 0 < parts["other"] < 0.02 * sum(parts.values()), (key, parts["other"])
+        else:
+            assert parts["other"] == 0, key
         assert parts["attention"] > 0 and parts["mlp"] > 0 and parts["embeddings"] > 0
     assert parameter_part("model.layers.0.post_attention_layernorm.weight") == "norms"
     assert parameter_part("model.layers.0.self_attn.q_proj.weight") == "attention"
