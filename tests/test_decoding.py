@@ -152,3 +152,24 @@ def test_runtime_fp32_matches_pytorch_greedy():
     model, tok = load("smollm2-135m", device="cpu")
     ids = tok("The capital of France is", return_tensors="pt").input_ids
     assert rt.generate(ids, 12).new_ids == list(generate(model, ids, 12).new_ids)
+
+
+def test_the_shipped_draft_is_lesson_8s_student_checked_by_its_sha256(tmp_path, monkeypatch):
+    """Lesson 13 loads the shipped draft instead of training it (minutes) on a fresh clone; a damaged file is refused."""
+    import shutil
+
+    from slmcourse import speculative
+    from slmcourse.errors import CourseError
+
+    assert speculative.shipped_draft() is not None
+    monkeypatch.setattr(speculative, "draft_path", lambda: tmp_path / "no-cache")
+    student = speculative.load_draft()
+    assert student.config.num_hidden_layers == speculative.DRAFT_CONFIG["num_hidden_layers"]
+    broken = tmp_path / "draft"
+    shutil.copytree(speculative.SHIPPED_DRAFT, broken)
+    data = bytearray((broken / "draft-student.safetensors").read_bytes())
+    data[-1] ^= 1
+    (broken / "draft-student.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(speculative, "SHIPPED_DRAFT", broken)
+    with pytest.raises(CourseError, match="SHA-256"):
+        speculative.load_draft()

@@ -258,6 +258,27 @@ def draft_path() -> Path:
     return cache_dir() / "draft-student"
 
 
+SHIPPED_DRAFT = Path(__file__).resolve().parent / "data" / "draft"
+
+
+def shipped_draft() -> Path | None:
+    """The draft the course ships (trained by `python -m slmcourse.speculative --retrain` with DRAFT_RECIPE on the
+    course's machine), if its recipe is today's and its SHA-256 matches data/draft/SHA256SUMS; otherwise None."""
+    import hashlib
+
+    weights, recipe = SHIPPED_DRAFT / "draft-student.safetensors", SHIPPED_DRAFT / "recipe.json"
+    sums = SHIPPED_DRAFT / "SHA256SUMS"
+    if not (weights.is_file() and recipe.is_file() and sums.is_file()):
+        return None
+    if json.loads(recipe.read_text()) != {"config": DRAFT_CONFIG, "recipe": DRAFT_RECIPE}:
+        return None
+    expected = sums.read_text().split()[0]
+    if hashlib.sha256(weights.read_bytes()).hexdigest() != expected:
+        raise CourseError(f"{weights} does not match its SHA-256 in {sums}: the file is damaged; "
+                          "restore it from the repository or retrain with `python -m slmcourse.speculative --retrain`")
+    return weights
+
+
 def train_draft(teacher, tokenizer, progress: bool = True):
     """Lesson 8's student trained with lesson 8's recipe (DRAFT_RECIPE) on the teacher-written corpus."""
     from . import distill, training
@@ -298,6 +319,12 @@ def load_draft(teacher=None, tokenizer=None, progress: bool = True):
         student.load_state_dict(state, strict=False)
         student.tie_weights()
         return student.eval()
+    shipped = shipped_draft()
+    if shipped is not None:
+        student = scaled_down("smollm2-135m", seed=0, **DRAFT_CONFIG)
+        student.load_state_dict(load_file(str(shipped)), strict=False)
+        student.tie_weights()
+        return student.eval()
     if teacher is None or tokenizer is None:
         raise CourseError("the draft student is not trained yet: call load_draft(teacher, tokenizer) once with "
                           "SmolLM2 and its tokenizer (it trains with lesson 8's recipe, a few minutes)")
@@ -311,8 +338,28 @@ def load_draft(teacher=None, tokenizer=None, progress: bool = True):
 
 def main() -> int:
     """`python -m slmcourse.speculative`: train and cache the draft student (what set-up runs)."""
+    import sys
+
     from .models import load
 
+    retrain = "--retrain" in sys.argv[1:]
+    if retrain:
+        # train with the recipe and write the result into the cache; copy it to data/draft/ to ship it
+        teacher, tok = load("smollm2-135m", device="cpu")
+        start = time.perf_counter()
+        student = train_draft(teacher, tok)
+        folder = draft_path()
+        folder.mkdir(parents=True, exist_ok=True)
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in student.state_dict().items() if k != "lm_head.weight"},
+                  str(folder / "model.safetensors"))
+        (folder / "recipe.json").write_text(json.dumps({"config": DRAFT_CONFIG, "recipe": DRAFT_RECIPE}))
+        print(f"draft student: trained in {time.perf_counter() - start:.0f} s -> {folder}")
+        return 0
+    if shipped_draft() is not None:
+        print(f"draft student: shipped with the course -> {SHIPPED_DRAFT}")
+        return 0
     if draft_path().joinpath("model.safetensors").is_file():
         try:
             load_draft()
