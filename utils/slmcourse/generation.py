@@ -256,6 +256,18 @@ def _device_of(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def _output_vocab(model) -> int | None:
+    """Rows of the output layer (None when the model has none). A dynamically quantized Linear's `weight` is a
+    method, not a tensor; the config's vocabulary size is the fallback."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if callable(weight):
+        weight = weight()
+    if weight is not None and hasattr(weight, "shape"):
+        return int(weight.shape[0])
+    return getattr(getattr(model, "config", None), "vocab_size", None)
+
+
 @torch.no_grad()
 def generate(model: torch.nn.Module, input_ids, max_new_tokens: int = 20, *, strategy: str = "greedy",
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0,
@@ -281,7 +293,7 @@ def generate(model: torch.nn.Module, input_ids, max_new_tokens: int = 20, *, str
     check_settings(strategy, temperature, top_k, top_p, repetition_penalty, max_new_tokens)
     prompt = _prompt_ids(input_ids)
     stops = _stop_set(stop_tokens)
-    vocab = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else None
+    vocab = _output_vocab(model)
     if vocab is not None and (max(prompt) >= vocab or min(prompt) < 0):
         raise CourseError(f"prompt token ids must lie in [0, {vocab}), this model's vocabulary")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
