@@ -66,6 +66,31 @@ def measure(precision: str, device: torch.device, repeats: int, new_tokens: int)
     return row
 
 
+def measure_runtime(repeats: int, new_tokens: int) -> dict | None:
+    """Lesson 13's real on-device runtime: SmolLM2 in ONNX Runtime GenAI, int4, with the runtime's own KV cache.
+    None where onnxruntime-genai is not installed (the table then says so)."""
+    try:
+        import onnxruntime_genai  # noqa: F401
+    except ImportError:
+        return None
+    import statistics
+
+    from slmcourse import load
+    from slmcourse import runtime as R
+
+    model, tok = load("smollm2-135m", device="cpu")
+    del model
+    gc.collect()
+    ids = tok(PROMPT, return_tensors="pt").input_ids
+    rt = R.Runtime(R.build("int4"))
+    rt.generate(ids, 4)                                           # warm-up
+    runs = [rt.generate(ids, new_tokens) for _ in range(repeats)]
+    return {"engine": "ONNX Runtime GenAI int4", "weights_mb": round(rt.bytes / 1e6, 1),
+            "ttft_ms": round(statistics.median(r.first_token_seconds for r in runs) * 1000, 1),
+            "decode_tokens_per_s": round(statistics.median(r.decode_tokens_per_second for r in runs), 1),
+            "prompt_tokens": int(ids.shape[1])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -74,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one precision, print JSON
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.one == "runtime":
+        torch.manual_seed(0)
+        print("RESULT " + json.dumps(measure_runtime(args.repeats, args.new_tokens)))
+        return 0
     if args.one:
         from slmcourse import pick_device
 
@@ -112,6 +141,22 @@ def main(argv: list[str] | None = None) -> int:
               f"perplexity {row['perplexity']:.2f}   {row['decode_ops']} ops/step   "
               f"{row['joules_per_token']} J/token {row['energy']}   ({time.perf_counter() - start:.0f} s)", flush=True)
 
+    runtime_row = None
+    if device.type == "cpu":
+        out = subprocess.run([sys.executable, __file__, "--one", "runtime", "--repeats", str(args.repeats),
+                              "--new-tokens", str(args.new_tokens)], capture_output=True, text=True)
+        if out.returncode == 0 and "RESULT " in out.stdout:
+            runtime_row = json.loads(out.stdout.split("RESULT ", 1)[1])
+        else:
+            print(f"  runtime: not measured ({(out.stderr or out.stdout)[-300:]})", flush=True)
+    if runtime_row:
+        kv = P.kv_bytes_read(card, runtime_row["prompt_tokens"] + args.new_tokens, "fp32")
+        bound = B.bandwidth_bound_tokens_per_s(runtime_row["weights_mb"] * 1e6 + kv, bandwidth)
+        runtime_row["bandwidth_bound_tokens_per_s"] = round(bound, 1)
+        runtime_row["share_of_bound"] = round(runtime_row["decode_tokens_per_s"] / bound, 3)
+        print(f"  {runtime_row['engine']}: TTFT {runtime_row['ttft_ms']} ms, decode "
+              f"{runtime_row['decode_tokens_per_s']} tokens/s (bound {bound:.1f})", flush=True)
+
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                f"torch {torch.__version__}, device {device}")
     if device.type == "cuda":
@@ -123,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": "SmolLM2-135M-Instruct (real pretrained weights)", "machine": machine,
               "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "prompt_tokens": rows[0]["prompt_tokens"], "new_tokens": args.new_tokens, "repeats": args.repeats,
-              "bandwidth_gb_s": round(bandwidth / 1e9, 2), "precisions": rows}
+              "bandwidth_gb_s": round(bandwidth / 1e9, 2), "precisions": rows, "runtime": runtime_row}
     args.out.mkdir(parents=True, exist_ok=True)
     (ROOT / "build").mkdir(exist_ok=True)
     (ROOT / "build" / "deployment.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -146,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
                      f"({lo}-{hi}) | {r['batch4_throughput_tokens_per_s']} | {r['bandwidth_bound_tokens_per_s']} | "
                      f"{r['share_of_bound']} | {r['weights_mb']} | {r['process_peak_mib']} | {r['perplexity']} | "
                      f"{r['decode_ops']} | {r['joules_per_token']} {r['energy']} |")
+    lines += ["", "A real on-device runtime (lesson 13): the same prompt and greedy decoding in ONNX Runtime GenAI, "
+              "SmolLM2 built in int4 by its model builder, with the runtime's own KV cache (`slmcourse.runtime`).", ""]
+    if runtime_row:
+        lines += ["| engine | time to first token (ms) | decode (tokens/s) | bandwidth bound (tokens/s) | share of bound "
+                  "| weights (MB) |", "| --- | ---: | ---: | ---: | ---: | ---: |",
+                  f"| {runtime_row['engine']} | {runtime_row['ttft_ms']} | {runtime_row['decode_tokens_per_s']} | "
+                  f"{runtime_row['bandwidth_bound_tokens_per_s']} | {runtime_row['share_of_bound']} | "
+                  f"{runtime_row['weights_mb']} |"]
+    else:
+        lines += ["Not measured on this machine (onnxruntime-genai missing, or a GPU run)."]
     lines += ["", "Notes:",
               "- The bandwidth bound is bandwidth / (weight bytes + KV-cache bytes at the longest context): batch-1 "
               "decoding reads every weight and the whole cache once per token (`slmcourse.planner`).",

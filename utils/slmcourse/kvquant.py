@@ -136,6 +136,11 @@ def prefill(model, ids: torch.Tensor, cache=None):
     """Run `ids` (1, n) through the model, extending `cache` (a fresh one if None); returns (logits, cache)."""
     if not torch.is_tensor(ids) or ids.ndim != 2 or ids.shape[0] != 1 or ids.shape[1] < 1:
         raise CourseError("ids must be a (1, n) tensor of token ids with n >= 1")
+    from transformers.cache_utils import Cache
+
+    if cache is not None and not isinstance(cache, Cache):
+        raise CourseError(f"cache must be None or a transformers Cache (the second value prefill returned), "
+                          f"got {type(cache).__name__}")
     out = model(input_ids=ids, past_key_values=cache, use_cache=True)
     return out.logits, out.past_key_values
 

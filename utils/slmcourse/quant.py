@@ -301,6 +301,9 @@ def linear_layers(model: nn.Module, skip: Iterable[str] = ("lm_head",)) -> list[
 def _check_groups_fit(layers: list[tuple[str, nn.Linear]], group_size: int | str | None) -> None:
     if group_size is None or group_size == "row":
         return
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise CourseError(f"group_size must be a whole number >= 1, 'row' or None (one scale per matrix), "
+                          f"got {group_size!r}")
     rows = sorted({m.in_features for _, m in layers})
     bad = [(name, m.in_features) for name, m in layers if m.in_features % group_size]
     if bad:
