@@ -250,6 +250,7 @@ def _capture_references():
     attribute or assigning to `__code__` later does not change what the hidden tests compare with.
     """
     import importlib
+    import inspect
     import types
 
     refs = {}
@@ -257,9 +258,13 @@ def _capture_references():
         module = importlib.import_module(module_name)
         for name, obj in vars(module).items():
             if type(obj) is types.FunctionType and obj.__module__ == module_name:
-                copy = types.FunctionType(obj.__code__, obj.__globals__, obj.__name__, obj.__defaults__,
-                                          obj.__closure__)
-                copy.__kwdefaults__ = dict(obj.__kwdefaults__) if obj.__kwdefaults__ else None
+                # the function itself, not the argument gate wrapped around it (checks.typed): a copy of the
+                # wrapper would still call the original through its closure, which student code can reach
+                # (`__wrapped__`) and rewrite
+                inner = inspect.unwrap(obj)
+                copy = types.FunctionType(inner.__code__, inner.__globals__, inner.__name__, inner.__defaults__,
+                                          inner.__closure__)
+                copy.__kwdefaults__ = dict(inner.__kwdefaults__) if inner.__kwdefaults__ else None
                 refs[f"{module_name}.{name}"] = copy
 
     def reference(qualified_name):
