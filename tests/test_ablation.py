@@ -15,6 +15,11 @@ def test_shipped_file_matches_its_digest_and_the_data():
     results = ablation.load()
     assert results == json.loads(data)
     assert results["runs"] and "fp32" in results["before"]
+    grid = results["recipe"]
+    assert results["complete"] and len(results["runs"]) == len(grid["ranks"]) * len(grid["targets"]) * len(grid["steps"])
+    assert {(r["rank"], r["targets"], r["steps"]) for r in results["runs"]} == {
+        (r, t, s) for r in grid["ranks"] for t in grid["targets"] for s in grid["steps"]}    # the whole grid, once each
+    assert set(results["before"]) == {"fp32", "bf16", "4-bit"} and {q["base"] for q in results["qlora"]} == {"bf16", "4-bit"}
     for run in results["runs"] + results["qlora"]:
         assert len(run["mc_correct"]) == 24 and run["accuracy"] == pytest.approx(sum(run["mc_correct"]) / 24)
 

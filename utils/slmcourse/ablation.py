@@ -13,7 +13,7 @@ import json
 from .errors import CourseError
 
 FILE = "finetune_ablation.json"
-SHA256 = "e39a696c57bed5a159dd4d3cd372e0b2488ba22c8b800489be0dc3746ad8f28f"
+SHA256 = "53ced48434d1fcec540ac96e8c32f0c03af8fad8dc44d847516717745dc15242"
 
 
 def load() -> dict:
@@ -34,11 +34,20 @@ def _interval(correct) -> tuple[float, float]:
     return bootstrap_ci(correct)
 
 
+def _results(results) -> dict:
+    """Issue 20: the results must be what load() returns, not a KeyError from deep inside."""
+    from .checks import record
+
+    return record("results", results, ("before", "runs", "recipe"), what="the ablation results (from ablation.load())")
+
+
 def rows(results: dict) -> list[dict]:
-    """One dict per ablation run: rank, targets, steps, trainable, accuracy (interval), gain, forgetting."""
-    before = results["before"]["fp32"]
+    """One dict per ablation run: rank, targets, steps, trainable, accuracy (interval), gain, forgetting; in grid
+    order (targets as the recipe lists them, then rank, then steps)."""
+    before = _results(results)["before"]["fp32"]
+    order = list(results["recipe"]["targets"])
     out = []
-    for run in results["runs"]:
+    for run in sorted(results["runs"], key=lambda r: (order.index(r["targets"]), r["rank"], r["steps"])):
         low, high = _interval(run["mc_correct"])
         out.append({"rank": run["rank"], "targets": run["targets"], "steps": run["steps"],
                     "trainable": run["trainable"], "accuracy": run["accuracy"], "low": low, "high": high,
@@ -62,7 +71,7 @@ def table(results: dict):
     """The ablation as a DataFrame: accuracy with its 95 % interval, gain, answer perplexity, forgetting."""
     import pandas as pd
 
-    before = results["before"]["fp32"]
+    before = _results(results)["before"]["fp32"]
     shown = [{"rank": r["rank"], "targets": r["targets"], "steps": r["steps"], "trainable": f"{r['trainable']:,}",
               "accuracy": f"{r['accuracy']:.0%} [{r['low']:.0%}, {r['high']:.0%}]",
               "gain (points)": round(100 * r["gain"]), "answer ppl": round(r["answer_ppl"], 2),
@@ -78,7 +87,7 @@ def qlora_table(results: dict):
     import pandas as pd
 
     shown = []
-    for run in results["qlora"]:
+    for run in _results(results).get("qlora", []):
         base = results["before"].get(run["base"])
         low, high = _interval(run["mc_correct"])
         untrained = (lambda key, fmt: format(base[key], fmt)) if base else (lambda key, fmt: "not run")
@@ -97,6 +106,7 @@ def plot(results: dict, highlight: tuple[int, str, int] | None = None):
     """In-domain gain (accuracy points) against forgetting (general-text perplexity rise, %), one point per run."""
     import matplotlib.pyplot as plt
 
+    _results(results)
     fig, ax = plt.subplots(figsize=(7, 4))
     colours = {name: c for name, c in zip(results["recipe"]["targets"], ["#4c72b0", "#c44e52", "#55a868"])}
     for r in rows(results):
@@ -115,3 +125,8 @@ def plot(results: dict, highlight: tuple[int, str, int] | None = None):
     ax.legend(title="targets", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())
