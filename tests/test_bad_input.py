@@ -130,6 +130,8 @@ def test_whole_api_sweep_ends_in_clear_messages_no_silent_result_no_hang(capsys)
     no hang. A faster set of bad values than the committed report (docs/bad_input_report.txt) uses."""
     report = _report_module()
     report.BAD = (None, "abc", -1, 0, float("nan"), [], 10 ** 12)
+    report.WIDE = False  # the registry's callables (a minute more) are in the committed report; tested below one by one
+    report.TIME_LIMIT_S = 30  # a hang never returns; a call slowed down by a loaded shared machine does
     totals = report.report(verbose=True)
     out = capsys.readouterr().out
     with capsys.disabled():
@@ -270,3 +272,132 @@ def test_inject_lora_refuses_rank_zero_without_touching_the_model():
         with pytest.raises(CourseError):
             inject_lora(model, **bad)
         assert [p.requires_grad for p in model.parameters()] == before
+
+
+# ---- fixes found by the widened sweep (the registry of good calls in utils/bad_input_report.py) -------------
+@SETTINGS
+@given(anything)
+def test_record_refuses_anything_but_a_dict_with_the_keys(value):
+    try:
+        out = checks.record("item", value, ("question", "answer"))
+    except CourseError as err:
+        assert "item must be" in str(err) and "'question'" in str(err)
+    else:
+        assert isinstance(value, dict) and {"question", "answer"} <= set(out)
+
+
+@SETTINGS
+@given(anything)
+def test_gguf_block_functions_refuse_or_quantize(values):
+    from slmcourse import gguf_inspect
+
+    try:
+        block = gguf_inspect.quantize_q4_1_block(values)
+    except CourseError:
+        return
+    assert block.shape == (20,) and block.dtype.name == "uint8"
+
+
+def test_gguf_paths_bytes_and_types_are_checked():
+    import numpy as np
+
+    from slmcourse import gguf_inspect
+
+    for bad in (None, 0, [], ""):
+        with pytest.raises(CourseError, match="path_or_reader must be the path of a .gguf file"):
+            gguf_inspect.open_gguf(bad)
+        with pytest.raises(CourseError, match="path must be the path"):
+            gguf_inspect.header_tensors(bad)
+    with pytest.raises(CourseError, match="raw must be an array of bytes"):
+        gguf_inspect.library_dequantize_block("abc")
+    with pytest.raises(CourseError, match="a Q4_1 block is 20 bytes"):
+        gguf_inspect.library_dequantize_block(np.zeros(3, dtype=np.uint8))
+    with pytest.raises(CourseError, match="did you mean"):
+        gguf_inspect.library_quantize_block(np.zeros(32), qtype="Q4_2")
+    with pytest.raises(CourseError, match="finite numbers"):
+        gguf_inspect.quantize_tensor(np.full((2, 32), np.nan))
+    with pytest.raises(CourseError, match="keys must be"):
+        gguf_inspect.metadata(gguf_inspect.GGUFReader.__new__(gguf_inspect.GGUFReader), keys=3)
+    raw = gguf_inspect.quantize_q4_1_block(np.linspace(-1, 1, 32))
+    assert np.allclose(gguf_inspect.library_dequantize_block(list(raw)), gguf_inspect.dequantize_q4_1_block(raw))
+
+
+def test_gate_ranges_found_by_the_widened_sweep():
+    import torch
+
+    from slmcourse import attention, constrained, evaluate, kvquant, newest
+
+    x = torch.randn(1, 2, 5, 8)
+    with pytest.raises(CourseError, match="rope_interleaved: base must be > 0"):
+        newest.rope_interleaved(x, torch.arange(5), base=0)       # NaN everywhere before
+    with pytest.raises(CourseError, match="scale must be > 0"):
+        attention.scaled_dot_product_attention(x, x, x, scale=-1.0)
+    with pytest.raises(CourseError, match="ngrams: n must be at least 1"):
+        evaluate.ngrams("a b c", 0)
+    with pytest.raises(CourseError, match="limit must be at least 1"):
+        evaluate.load_items("arithmetic", limit=-1)              # silently dropped the last item before
+    with pytest.raises(CourseError, match="max_string must be at least 1"):
+        constrained.json_schema_parts({"name": "string"}, max_string=0)
+    with pytest.raises(CourseError, match="tokens must be at most"):
+        kvquant.kv_bytes(2, 2, 8, 10 ** 12)
+    assert evaluate.ngrams("a b c", 2) == {("a", "b"), ("b", "c")}
+
+
+def test_records_and_lists_are_checked_before_a_key_error():
+    import torch
+
+    from slmcourse import ablation, attention, distill, dpo, evaluate
+
+    with pytest.raises(CourseError, match="item must be an item .* lacks 'question'"):
+        evaluate.format_question("arithmetic", {"a": 1})
+    with pytest.raises(CourseError, match="results must be the ablation results"):
+        ablation.rows({"a": 1})
+    with pytest.raises(CourseError, match="pair must be a preference pair"):
+        dpo.pair_batch(object(), {"prompt": "hi"})
+    with pytest.raises(CourseError, match="scores must be the precomputed scores"):
+        evaluate.run_result("ladder-xs", "facts", scores={"a": 1})
+    with pytest.raises(CourseError, match="one log-probability per choice"):
+        evaluate.pick([], ["yes"])
+    with pytest.raises(CourseError, match="level must be between 0 and 1"):
+        evaluate.paired_bootstrap([1, 0], [0, 1], level=-1)
+    with pytest.raises(CourseError, match="teacher must be the teacher's logits"):
+        distill.distillation_loss(torch.randn(2, 5), "abc")
+    assert distill.distillation_loss(torch.zeros(1, 3), [[0.0, 0.0, 0.0]], alpha=1.0).item() >= 0  # a list of logits is fine
+    with pytest.raises(CourseError, match="biases must be None or four bias tensors"):
+        attention.attention_layer(torch.randn(1, 3, 8), *(torch.randn(8, 8) for _ in range(4)), heads=2, kv_heads=2,
+                                  biases="abc")
+    with pytest.raises(CourseError, match="positions must be a tensor or a list"):
+        attention.rope(torch.randn(1, 1, 3, 4), 7)
+
+
+def test_single_strings_empty_texts_and_bad_paths():
+    import torch
+
+    from slmcourse import bundled, constrained, evaluate, launch, positions, rag, training
+
+    tok = object()
+    with pytest.raises(CourseError, match="continuations must be a list of strings, got the single string"):
+        evaluate.continuation_logprobs(torch.nn.Linear(1, 1), tok, "2 + 2 =", "abc")
+    with pytest.raises(CourseError, match="generate_answer: prompt must be a non-empty text"):
+        evaluate.generate_answer(torch.nn.Linear(1, 1), tok, "")
+    with pytest.raises(CourseError, match="state must be None or"):
+        constrained.is_complete(["{", "}"], [])
+    with pytest.raises(CourseError, match="token_texts must be"):
+        constrained.allowed_mask(["{"], (0, 0), [])
+    with pytest.raises(CourseError, match="eos_id must be a token id from 0 to 1"):
+        constrained.allowed_mask(["{"], (0, 0), ["{", "}"], eos_id=7)
+    with pytest.raises(CourseError, match="sha256_file: path must be an existing file"):
+        bundled.sha256_file("no/such/file")
+    with pytest.raises(CourseError, match="pinned: requirements"):
+        launch.pinned("no/such/requirements.txt")
+    assert bundled.verify(str(ROOT / "README.md"), bundled.sha256_file(ROOT / "README.md"), "readme").is_file()
+    with pytest.raises(CourseError, match="one or more non-empty strings"):
+        rag.rag_message("Who?", None)
+    with pytest.raises(CourseError, match="progress must be None or a progress bar"):
+        positions.train_tiny("rope", positions.MarkovLanguage(), steps=1, progress={"a": 1})
+    with pytest.raises(CourseError, match="ax must be None or a matplotlib Axes"):
+        training.plot_losses([training.History("run", [1.0, 0.5])], ax="abc")
+    with pytest.raises(CourseError, match="weight_decay must be"):
+        training.train(torch.nn.Linear(2, 1), lambda step: torch.tensor(0.0, requires_grad=True), 1, weight_decay=-1)
+    with pytest.raises(CourseError, match="lr must be"):
+        training.train(torch.nn.Linear(2, 1), lambda step: torch.tensor(0.0, requires_grad=True), 1, lr=1e12)

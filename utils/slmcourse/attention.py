@@ -270,6 +270,10 @@ def attention_layer(hidden: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, wv
     if wk.shape[0] != kv_heads * head_dim or wv.shape[0] != kv_heads * head_dim:
         raise CourseError(f"key/value projections must have kv_heads x head_dim = {kv_heads * head_dim} outputs, "
                           f"got {wk.shape[0]} and {wv.shape[0]}")
+    if biases is not None and (not isinstance(biases, (tuple, list)) or len(biases) != 4
+                               or not all(b is None or isinstance(b, torch.Tensor) for b in biases)):
+        raise CourseError(f"biases must be None or four bias tensors (bq, bk, bv, bo; None entries allowed), "
+                          f"got {biases!r}"[:300])
     bq, bk, bv, bo = biases if biases is not None else (None, None, None, None)
     lin = torch.nn.functional.linear
     q = lin(hidden, wq, bq).view(b, s, heads, head_dim).transpose(1, 2)
@@ -424,7 +428,13 @@ def rope(x: torch.Tensor, positions: torch.Tensor | Sequence[int], base: float =
     if x.dim() < 2:
         raise CourseError(f"x must be (..., seq, head_dim), got shape {tuple(x.shape)}")
     if not isinstance(positions, torch.Tensor):
-        positions = torch.as_tensor(list(positions))
+        if not isinstance(positions, (list, tuple, range)):
+            raise CourseError(f"positions must be a tensor or a list of integer positions (0, 1, 2, ...), "
+                              f"got {positions!r} ({type(positions).__name__})")
+        try:
+            positions = torch.as_tensor(list(positions))
+        except (TypeError, ValueError, RuntimeError):
+            raise CourseError(f"positions must be integer positions (0, 1, 2, ...), got {positions!r}"[:200]) from None
     if positions.is_floating_point() or positions.dtype == torch.bool:
         raise CourseError("positions must be integer positions (0, 1, 2, ...)")
     seq, head_dim = x.shape[-2], x.shape[-1]

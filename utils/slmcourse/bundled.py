@@ -31,6 +31,10 @@ def cache_dir() -> Path:
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    if not Path(path).is_file():
+        from .errors import CourseError
+
+        raise CourseError(f"sha256_file: path must be an existing file, got {path!r}")
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):

@@ -248,6 +248,19 @@ def texts(name: str, value: Any, allow_empty: bool = False) -> list[str]:
     return list(value)
 
 
+def record(name: str, value: Any, keys: Iterable[str], what: str = "a dict") -> dict:
+    """A dict that holds every key in `keys` (an item, a result file, a preference pair): refused with the
+    keys it lacks otherwise - not a KeyError from deep inside the function."""
+    keys = list(keys)
+    if not isinstance(value, dict):
+        raise CourseError(f"{name} must be {what} with the keys {', '.join(map(repr, keys))}, got {_given(value)}")
+    missing = [key for key in keys if key not in value]
+    if missing:
+        raise CourseError(f"{name} must be {what} with the keys {', '.join(map(repr, keys))}; "
+                          f"{_given(value)} lacks {', '.join(map(repr, missing))}")
+    return value
+
+
 def callback(name: str, value: Any, allow_none: bool = True):
     """A callable (or None where allowed)."""
     if value is None and allow_none:
@@ -275,6 +288,9 @@ def config_overrides(model_type: str, overrides: dict[str, Any], base: dict[str,
     """
     from transformers import AutoConfig
 
+    if not isinstance(overrides, dict) or not all(isinstance(key, str) for key in overrides):
+        raise CourseError(f"config overrides must be keyword arguments (a dict of setting names to values), "
+                          f"got {_given(overrides)}")
     try:
         known = set(AutoConfig.for_model(model_type).to_dict())
     except (TypeError, ValueError, KeyError):
@@ -305,7 +321,18 @@ _DEVICE = {"torch.device"}
 _SIMPLE = _INT | _FLOAT | _STR | _BOOL | _TENSOR | _MODULE | _PATH | _CARD | _DEVICE
 
 # Real-number arguments that must be > 0 (at most the value given): a negative byte count or timeout is nonsense.
-POSITIVE_FLOATS = {"bytes_per_element": 64.0, "timeout_s": 86_400.0, "timeout": 86_400.0, "lifetime_s": 86_400.0 * 7}
+POSITIVE_FLOATS = {"bytes_per_element": 64.0, "timeout_s": 86_400.0, "timeout": 86_400.0, "lifetime_s": 86_400.0 * 7,
+                   "base": 1e12, "rope_base": 1e12,  # a RoPE base <= 0 turns every angle into NaN
+                   "lr": 10.0,  # a learning rate <= 0 is refused by torch; a huge one trains to NaN
+                   "scale": 1e6,  # an attention scale <= 0 flattens or inverts the softmax
+                   "eps": 1.0, "clip": 1e6}  # a norm's epsilon, a gradient-clipping norm
+# Real-number arguments that must be >= 0 (a negative tolerance makes no sense).
+NONNEGATIVE_FLOATS = {"rtol": 1e6, "atol": 1e12, "weight_decay": 1e3}
+
+# Text arguments that the model must read at least one token of (an empty prompt has no token to run).
+NONEMPTY_TEXTS = {"prompt", "choice_logprobs.context"}
+# List-of-strings arguments for which a single string is a mistake (it would be scored letter by letter).
+NOT_ONE_STRING = {"choices", "continuations"}
 
 # Whole-number arguments whose name says what they count: the range a learner's value must lie in (a huge
 # repeat count or token count otherwise runs for hours or allocates terabytes; a negative one makes no sense).
@@ -321,6 +348,9 @@ SIZE_RANGES = {
     "seed": (0, 2 ** 32 - 1), "max_length": (1, 10_000_000), "max_prompt_tokens": (1, 10_000_000),
     "max_body_bytes": (1, 1 << 31), "n_tokens": (0, 1_000_000_000), "top_k": (0, 100_000_000), "ngram": (1, 1000),
     "n_rep": (1, 100_000), "max_depth": (0, 100), "opset": (7, 30), "row_length": (1, 1_000_000_000),
+    "max_string": (1, 100_000), "max_digits": (1, 100), "eos_id": (0, 100_000_000), "limit": (1, 1_000_000_000),
+    "n_kv_heads": (1, 100_000), "rope_dim": (1, 1_000_000), "nope_dim": (1, 1_000_000), "v_dim": (1, 1_000_000),
+    "kv_bytes.tokens": (1, 1_000_000_000), "ngrams.n": (1, 1000), "contamination.n": (1, 1000),
 }
 
 
@@ -388,18 +418,25 @@ def _gate(fn_name: str, name: str, value: Any, kinds: set, optional: bool) -> An
 
         return catalogue.get(value)  # an unknown name: a CourseError with the closest names
     if isinstance(value, numbers.Real) and kinds & (_INT | _FLOAT):
+        key = name
+        if f"{fn_name}.{name}" in SIZE_RANGES or f"{fn_name}.{name}" in POSITIVE_FLOATS:
+            key = f"{fn_name}.{name}"  # a range that holds for this function's argument only
         if isinstance(value, numbers.Integral):
-            if kinds & _INT and name in SIZE_RANGES:
-                low, high = SIZE_RANGES[name]
+            if kinds & _INT and key in SIZE_RANGES:
+                low, high = SIZE_RANGES[key]
                 whole_number(f"{fn_name}: {name}", value, minimum=low, maximum=high)
-            elif kinds & _FLOAT and name in POSITIVE_FLOATS:
-                positive_number(f"{fn_name}: {name}", value, maximum=POSITIVE_FLOATS[name])
+            elif kinds & _FLOAT and key in POSITIVE_FLOATS:
+                positive_number(f"{fn_name}: {name}", value, maximum=POSITIVE_FLOATS[key])
+            elif kinds & _FLOAT and key in NONNEGATIVE_FLOATS:
+                positive_number(f"{fn_name}: {name}", value, allow_zero=True, maximum=NONNEGATIVE_FLOATS[key])
             return value
         if not math.isfinite(float(value)):
             raise CourseError(f"{fn_name}: {name} must be a finite number, got {value}")
         if kinds & _FLOAT:
-            if name in POSITIVE_FLOATS:
-                positive_number(f"{fn_name}: {name}", value, maximum=POSITIVE_FLOATS[name])
+            if key in POSITIVE_FLOATS:
+                positive_number(f"{fn_name}: {name}", value, maximum=POSITIVE_FLOATS[key])
+            elif key in NONNEGATIVE_FLOATS:
+                positive_number(f"{fn_name}: {name}", value, allow_zero=True, maximum=NONNEGATIVE_FLOATS[key])
             return value
         if float(value).is_integer():
             return _gate(fn_name, name, int(value), kinds, optional)
@@ -407,6 +444,13 @@ def _gate(fn_name: str, name: str, value: Any, kinds: set, optional: bool) -> An
     if isinstance(value, str) and kinds & (_STR | _PATH):
         if kinds & _PATH and not value.strip():
             raise CourseError(f"{fn_name}: {name} must be a file path, got an empty string")
+        if (name in NONEMPTY_TEXTS or f"{fn_name}.{name}" in NONEMPTY_TEXTS) and not value.strip():
+            raise CourseError(f"{fn_name}: {name} must be a non-empty text (the model needs at least one token), "
+                              f"got {value!r}")
+        if kinds & _PATH and not kinds & _STR:
+            from pathlib import Path
+
+            return Path(value)  # a path typed as a string where a Path is expected: accepted
         return value
     if not isinstance(value, _BUILTIN):
         return value  # an object of the package's or a library's own type: the function's own checks decide
@@ -459,7 +503,7 @@ def _by_name(param) -> tuple[set, bool] | None:
         return {"sequence"}, optional or "None" in annotation
     if annotation.startswith(("dict[", "Mapping[", "dict |", "dict")) and "str |" not in annotation:
         return {"mapping"}, optional or "None" in annotation
-    if annotation.replace(" ", "") in ("torch.dtype", "torch.dtype|None"):
+    if annotation.replace(" ", "") in ("torch.dtype", "torch.dtype|None", "torch.Generator", "torch.Generator|None"):
         return {"object"}, optional or "None" in annotation
     parts = {part.strip().strip("'\"") for part in annotation.split("|")} - {"None"} if annotation else set()
     if parts and all(part[:1].isupper() and part.isidentifier() for part in parts) and not parts & _LOOSE:
@@ -470,7 +514,8 @@ def _by_name(param) -> tuple[set, bool] | None:
 def param_type_hint(name: str) -> str:
     return {"constraints": "Constraints(...) (from slmcourse.choose)", "measured": "Measured(...) record",
             "language": "MarkovLanguage(...)", "teacher": "SparseTeacher or a tensor",
-            "scale_dtype": "torch dtype such as torch.float16", "dtype": "torch dtype such as torch.float32"}.get(name, "value of the documented type")
+            "scale_dtype": "torch dtype such as torch.float16", "dtype": "torch dtype such as torch.float32",
+            "generator": "torch.Generator (e.g. torch.Generator().manual_seed(0))"}.get(name, "value of the documented type")
 
 
 def _gate_other(fn_name: str, name: str, value: Any, kinds: set, optional: bool) -> Any:
@@ -498,6 +543,11 @@ def _gate_other(fn_name: str, name: str, value: Any, kinds: set, optional: bool)
             return value
         raise CourseError(f"{fn_name}: {name} must be a list, got {_given(value)}")
     if "strings" in kinds:
+        if isinstance(value, str) and name in NOT_ONE_STRING:
+            raise CourseError(f"{fn_name}: {name} must be a list of strings, got the single string {value!r} "
+                              f"(it would be read letter by letter; write [{value!r}])")
+        if name in NOT_ONE_STRING and isinstance(value, (list, tuple)) and not value:
+            raise CourseError(f"{fn_name}: {name} must be a non-empty list of strings, got {_given(value)}")
         if isinstance(value, str):
             return value  # the function decides: a single string, or refused by its own check
         if not isinstance(value, (list, tuple, set, frozenset)):

@@ -60,7 +60,7 @@ def advance(parts: Sequence, state: tuple[int, int] | None, text: str) -> tuple[
     """Read `text` from `state` (part index, characters read in it); None if it breaks the template."""
     if state is None:
         return None
-    i, n = state
+    i, n = _state(state)
     for ch in text:
         if i == len(parts):
             return None                                    # nothing may follow the closing brace
@@ -80,13 +80,27 @@ def advance(parts: Sequence, state: tuple[int, int] | None, text: str) -> tuple[
     return i, n
 
 
+def _state(state) -> tuple[int, int]:
+    """Issue 20: a state is None or (part index, characters read), two whole numbers >= 0."""
+    if (not isinstance(state, (tuple, list)) or len(state) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in state)):
+        raise CourseError(f"state must be None or (part index, characters read) - two whole numbers >= 0, "
+                          f"as advance returns - got {state!r}")
+    return state[0], state[1]
+
+
 def is_complete(parts: Sequence, state: tuple[int, int] | None) -> bool:
     """True once every part has been read."""
-    return state is not None and state[0] == len(parts)
+    return state is not None and _state(state)[0] == len(parts)
 
 
 def allowed_mask(parts: Sequence, state, token_texts: Sequence[str], eos_id: int | None = None) -> torch.Tensor:
     """Boolean mask over the vocabulary: True where the token keeps the output a valid prefix."""
+    if isinstance(token_texts, str) or not len(token_texts):
+        raise CourseError(f"token_texts must be the text of every token of the vocabulary (token_texts(tokenizer)), "
+                          f"got {token_texts!r}"[:200])
+    if eos_id is not None and not 0 <= eos_id < len(token_texts):
+        raise CourseError(f"eos_id must be a token id from 0 to {len(token_texts) - 1}, got {eos_id!r}")
     mask = torch.tensor([bool(t) and advance(parts, state, t) is not None for t in token_texts])
     if eos_id is not None:
         mask[eos_id] = is_complete(parts, state)

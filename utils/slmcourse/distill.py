@@ -173,6 +173,13 @@ def distillation_loss(student_logits: torch.Tensor, teacher: torch.Tensor | Spar
             soft = _kl_sparse(student_logits, teacher) * temperature ** 2
         else:
             temperature = _check_temperature(temperature)
+            if isinstance(teacher, (list, tuple)):
+                from .checks import tensor
+
+                teacher = tensor("teacher", teacher)  # a (rectangular) list of logits is accepted
+            elif not isinstance(teacher, torch.Tensor):
+                raise CourseError(f"teacher must be the teacher's logits (a tensor shaped like student_logits), a "
+                                  f"SparseTeacher (see teacher_topk) or None, got {teacher!r} ({type(teacher).__name__})")
             if teacher.shape != student_logits.shape:
                 raise CourseError(f"teacher logits {tuple(teacher.shape)} and student logits "
                                   f"{tuple(student_logits.shape)} must have the same shape (same tokenizer)")

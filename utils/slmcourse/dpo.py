@@ -76,8 +76,10 @@ def read_preferences(name: str) -> list[dict]:
 
 def pair_batch(tokenizer, pair: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, labels) for the chosen and the rejected answer, padded to one (2, seq) batch."""
+    from .checks import record
     from .sft import chat_example
 
+    record("pair", pair, ("prompt", "chosen", "rejected"), what="a preference pair")
     (ci, cl), (ri, rl) = chat_example(tokenizer, pair["prompt"], pair["chosen"]), \
         chat_example(tokenizer, pair["prompt"], pair["rejected"])
     width = max(len(ci), len(ri))

@@ -75,8 +75,16 @@ def load_items(name: str, split: str = "test", limit: int | None = None) -> list
 
 # ---------------------------------------------------------------- prompts
 
+def _item(item) -> dict:
+    """Issue 20: an item is a dict with a question and an answer (as load_items returns), not a KeyError."""
+    from .checks import record
+
+    return record("item", item, ("question", "answer"), what="an item (a dict as load_items returns)")
+
+
 def format_question(name: str, item: dict) -> str:
     """The prompt for one item, without its answer: 'Question: ...\\nAnswer:' (or 'Review: ...\\nSentiment:')."""
+    _item(item)
     if name == "sentiment":
         return f"Review: {item['question']}\nSentiment:"
     return f"Question: {item['question']}\nAnswer:"
@@ -84,6 +92,7 @@ def format_question(name: str, item: dict) -> str:
 
 def gold_text(item: dict) -> str:
     """The gold answer as text (the right option, or the number)."""
+    _item(item)
     return item["choices"][item["answer"]] if "choices" in item else str(item["answer"])
 
 
@@ -91,7 +100,7 @@ def few_shot_prompt(name: str, item: dict, shots: int = 0, seed: int = 0, delimi
     """`shots` solved dev items (drawn with `seed`), a blank line between, then the question."""
     if not isinstance(shots, int) or shots < 0:
         raise CourseError(f"shots must be a whole number >= 0, got {shots!r}")
-    examples = fewshot_examples(name, shots, seed, exclude=item.get("id"))
+    examples = fewshot_examples(name, shots, seed, exclude=_item(item).get("id"))
     parts = [format_question(name, ex) + delimiter + gold_text(ex) for ex in examples]
     return "\n\n".join(parts + [format_question(name, item)])
 
@@ -107,7 +116,7 @@ def chat_prompt(tokenizer, name: str, item: dict, shots: int = 0, seed: int = 0)
     """The same item through the tokenizer's chat template: each shot a user/assistant turn, then the question
     as the last user turn and the assistant's turn opened (the answer is scored or generated after it)."""
     messages = []
-    for ex in fewshot_examples(name, shots, seed, exclude=item.get("id")):
+    for ex in fewshot_examples(name, shots, seed, exclude=_item(item).get("id")):
         messages += [{"role": "user", "content": format_question(name, ex)},
                      {"role": "assistant", "content": gold_text(ex)}]
     messages.append({"role": "user", "content": format_question(name, item)})
@@ -140,8 +149,8 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
 @torch.no_grad()
 def continuation_logprobs(model, tokenizer, context: str, continuations: Sequence[str]) -> list[float]:
     """Sum of log P(continuation tokens | context) for each continuation (one padded batch)."""
-    if not continuations:
-        raise CourseError("give at least one continuation to score")
+    if isinstance(continuations, str) or not continuations:
+        raise CourseError(f"give a list of one or more continuations to score, got {continuations!r}")
     pairs = [encode_pair(tokenizer, context, c) for c in continuations]
     if any(len(cont) == 0 for _, cont in pairs):
         raise CourseError("a continuation encoded to no tokens: check the options are not empty")
@@ -170,6 +179,9 @@ def continuation_logprobs(model, tokenizer, context: str, continuations: Sequenc
 
 def pick(logprobs: Sequence[float], choices: Sequence[str], normalise: bool = False) -> int:
     """argmax of the sums ('acc'), or of sum / len(choice) in characters ('acc_norm', lm-eval's choice)."""
+    if isinstance(choices, str) or not len(logprobs) or len(logprobs) != len(choices):
+        raise CourseError(f"pick needs one log-probability per choice (a list of one or more choices), got "
+                          f"{len(logprobs)} log-probabilities for choices {choices!r}"[:300])
     scores = [lp / len(c) if normalise else lp for lp, c in zip(logprobs, choices)]
     return max(range(len(scores)), key=scores.__getitem__)
 
@@ -287,6 +299,8 @@ def bootstrap_ci(correct: Sequence, level: float = 0.95, n_boot: int = 2000, see
 def paired_bootstrap(a: Sequence, b: Sequence, level: float = 0.95, n_boot: int = 2000,
                      seed: int = 0) -> tuple[float, float, float]:
     """(accuracy of a - accuracy of b, interval low, high), resampling the SAME items for both models."""
+    if not 0 < level < 1:
+        raise CourseError(f"level must be between 0 and 1, got {level!r}")
     x, y = _bits(a), _bits(b)
     if len(x) != len(y):
         raise CourseError(f"a paired comparison needs the same items: {len(x)} vs {len(y)} results")
@@ -372,7 +386,12 @@ def load_scores(path: str | Path | None = None) -> dict:
 
 def run_result(model: str, name: str, shots: int = 0, chat: bool = False, scores: dict | None = None) -> EvalResult:
     """One precomputed run as an EvalResult (its per-item verdicts, outputs and ids)."""
-    scores = load_scores() if scores is None else scores
+    if scores is None:
+        scores = load_scores()
+    else:
+        from .checks import record
+
+        record("scores", scores, ("runs",), what="the precomputed scores (load_scores())")
     for run in scores["runs"]:
         if run["model"] == model and run["task"] == name and run["shots"] == shots and run["chat"] == chat:
             return EvalResult(name, model, shots, chat, [c == "1" for c in run["correct"]],

@@ -69,13 +69,58 @@ def open_gguf(path_or_reader) -> "GGUFReader":
     _need_gguf()
     if isinstance(path_or_reader, GGUFReader):
         return path_or_reader
-    path = Path(path_or_reader)
+    path = _path("path_or_reader", path_or_reader)
     if not path.is_file():
         raise CourseError(f"no such file: {path}")
     try:
         return GGUFReader(path)
     except (ValueError, OSError) as err:
         raise CourseError(f"{path.name} is not a readable GGUF file: {err}") from None
+
+
+def _path(name: str, value) -> Path:
+    """A file path given as a string or Path (issue 20: not a number, None or a list)."""
+    import os
+
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise CourseError(f"{name} must be the path of a .gguf file (a string or Path) or a GGUFReader, "
+                          f"got {value!r} ({type(value).__name__})")
+    return Path(value)
+
+
+def _bytes(name: str, value) -> np.ndarray:
+    """Raw block bytes: an array or list of whole numbers 0..255 (issue 20: not a string, None or a dict)."""
+    if isinstance(value, (str, bytes, dict, type(None), bool, int, float)):
+        raise CourseError(f"{name} must be an array of bytes (uint8 values, e.g. from raw_block), "
+                          f"got {value!r} ({type(value).__name__})")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise CourseError(f"{name} must be an array of bytes, got {type(value).__name__}: {err}") from None
+    if arr.size == 0 or arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > 255:
+        raise CourseError(f"{name} must be a non-empty array of whole numbers 0..255 (bytes), got "
+                          f"{arr.size} values of type {arr.dtype}")
+    return arr.astype(np.uint8)
+
+
+def _floats(name: str, value, ndim: int | None = None) -> np.ndarray:
+    """Values to quantize: a non-empty array (or list, or tensor) of finite numbers."""
+    if isinstance(value, (str, bytes, dict, type(None), bool)):
+        raise CourseError(f"{name} must be an array of numbers, got {value!r} ({type(value).__name__})")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a number too big for float32 becomes inf: refused below
+            arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise CourseError(f"{name} must be an array of numbers, got {type(value).__name__}: {err}") from None
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise CourseError(f"{name} must be a non-empty array of finite numbers, got {arr.size} values"
+                          f"{'' if arr.size == 0 else ' with NaN or inf'}")
+    if ndim is not None and arr.ndim != ndim:
+        raise CourseError(f"{name} must have {ndim} dimensions (rows, row length), got shape {arr.shape}")
+    return arr
 
 
 def _qtype(qtype) -> "GGMLQuantizationType":
@@ -120,6 +165,10 @@ def block_size(qtype) -> tuple[int, int]:
 def metadata(path_or_reader, keys=None) -> dict:
     """Readable metadata fields (strings and numbers; long arrays such as the vocabulary skipped)."""
     reader = open_gguf(path_or_reader)
+    if keys is not None:
+        from .checks import string_list
+
+        keys = string_list("keys", keys)
     out = OrderedDict()
     for key, fld in reader.fields.items():
         if keys is not None and key not in keys:
@@ -147,7 +196,7 @@ def header_tensors(path) -> list[tuple[str, int, tuple[int, ...]]]:
     import mmap
     import struct
 
-    path = Path(path)
+    path = _path("path", path)
     if not path.is_file():
         raise CourseError(f"no such file: {path}")
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
@@ -276,13 +325,16 @@ def block_position(path_or_reader, tensor_name: str, block: int = 0) -> tuple[in
     reader = open_gguf(path_or_reader)
     t = _tensor(reader, tensor_name)
     per_block, _ = block_size(t.tensor_type)
+    n_blocks = int(t.n_elements) // per_block
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 0 <= block < n_blocks:
+        raise CourseError(f"{tensor_name} has blocks 0 to {n_blocks - 1}; got {block!r}")
     row_length = int(t.shape[0])
     start = block * per_block
     return start // row_length, start % row_length
 
 
 def _check_q4_1_bytes(raw) -> np.ndarray:
-    raw = np.asarray(raw, dtype=np.uint8).reshape(-1)
+    raw = _bytes("raw", raw).reshape(-1)
     if raw.size != Q4_1_BYTES:
         raise CourseError(f"a Q4_1 block is {Q4_1_BYTES} bytes (2 + 2 + 16), got {raw.size}")
     return raw
@@ -307,7 +359,7 @@ def dequantize_q4_1_block(raw) -> np.ndarray:
 def quantize_q4_1_block(values) -> np.ndarray:
     """Quantize 32 float values into one Q4_1 block (20 bytes), as llama.cpp's reference code does:
     m = min, d = (max - min) / 15, code = round((x - m) / d), d and m stored as float16."""
-    x = np.asarray(values, dtype=np.float32).reshape(-1)
+    x = _floats("values", values).reshape(-1)
     if x.size != Q4_1_BLOCK:
         raise CourseError(f"a Q4_1 block holds {Q4_1_BLOCK} values, got {x.size}")
     lo, hi = x.min(), x.max()
@@ -322,15 +374,21 @@ def quantize_q4_1_block(values) -> np.ndarray:
 def library_dequantize_block(raw, qtype="Q4_1") -> np.ndarray:
     """gguf's own de-quantizer applied to one raw block."""
     _need_gguf()
-    qtype = GGMLQuantizationType[qtype] if isinstance(qtype, str) else GGMLQuantizationType(qtype)
-    return gguf.quants.dequantize(np.asarray(raw, dtype=np.uint8).reshape(1, -1), qtype).reshape(-1)
+    qtype = _qtype(qtype)
+    raw = _bytes("raw", raw).reshape(-1)
+    if raw.size != block_size(qtype)[1]:
+        raise CourseError(f"a {qtype.name} block is {block_size(qtype)[1]} bytes, got {raw.size}")
+    return gguf.quants.dequantize(raw.reshape(1, -1), qtype).reshape(-1)
 
 
 def library_quantize_block(values, qtype="Q4_1") -> np.ndarray:
     """gguf's own quantizer applied to one block of values."""
     _need_gguf()
-    qtype = GGMLQuantizationType[qtype] if isinstance(qtype, str) else GGMLQuantizationType(qtype)
-    return gguf.quants.quantize(np.asarray(values, dtype=np.float32).reshape(1, -1), qtype).reshape(-1)
+    qtype = _qtype(qtype)
+    values = _floats("values", values).reshape(-1)
+    if values.size != block_size(qtype)[0]:
+        raise CourseError(f"a {qtype.name} block holds {block_size(qtype)[0]} values, got {values.size}")
+    return gguf.quants.quantize(values.reshape(1, -1), qtype).reshape(-1)
 
 
 def dequantize_tensor(path_or_reader, tensor_name: str) -> np.ndarray:
@@ -350,8 +408,8 @@ def tensor_bytes(path_or_reader, tensor_name: str) -> np.ndarray:
 def quantize_tensor(values, qtype="Q4_1") -> np.ndarray:
     """gguf's own quantizer on a whole (rows, row length) float array: the bytes a file would hold."""
     _need_gguf()
-    qtype = GGMLQuantizationType[qtype] if isinstance(qtype, str) else GGMLQuantizationType(qtype)
-    values = np.asarray(values, dtype=np.float32)
+    qtype = _qtype(qtype)
+    values = _floats("values", values, ndim=2)
     if values.ndim != 2 or values.shape[1] % block_size(qtype)[0]:
         raise CourseError(f"{qtype.name} needs rows whose length is a multiple of {block_size(qtype)[0]}")
     return gguf.quants.quantize(values, qtype)

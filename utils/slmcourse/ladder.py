@@ -101,3 +101,8 @@ def load_ladder(name: str) -> tuple[LlamaForCausalLM, ByteTokenizer]:
 def parameters(name: str) -> int:
     """Parameter count (tied head counted once)."""
     return sum(p.numel() for p in build(name).parameters())
+
+
+from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
+
+_guard_public(globals())

@@ -58,6 +58,11 @@ def pinned(requirements: Path = ROOT / "requirements.txt") -> tuple[dict[str, st
     Parsed by utils/install_env.py, the installer `make` runs, so both read the pinned file the same way.
     Only meaningful in a checkout of the repository (requirements.txt is not part of the package).
     """
+    if not Path(requirements).is_file():
+        from .errors import CourseError
+
+        raise CourseError(f"pinned: requirements must be the path of a requirements file, got {requirements!r}")
+    requirements = Path(requirements)
     spec = importlib.util.spec_from_file_location("install_env", ROOT / "utils" / "install_env.py")
     install_env = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(install_env)

@@ -10,6 +10,11 @@ FIT_COLOURS = {"weights": "#4c72b0", "KV cache": "#dd8452", "activations": "#55a
 
 def plot_fit(report: FitReport, ax=None):
     """One horizontal stacked bar: weights + KV cache + activations against the usable memory."""
+    if ax is not None and not callable(getattr(ax, "barh", None)):
+        from .errors import CourseError
+
+        raise CourseError(f"ax must be None or a matplotlib Axes (e.g. from plt.subplots()), "
+                          f"got {ax!r} ({type(ax).__name__})")
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 2.2))
     parts = {"weights": report.weights, "KV cache": report.kv_cache, "activations": report.activations}

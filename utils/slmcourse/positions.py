@@ -170,6 +170,10 @@ def train_tiny(kind: str, language: MarkovLanguage, train_len: int = 32, steps: 
     """Train one TinyLM on fresh batches of `train_len` tokens; returns the model and its loss curve."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise CourseError(f"steps must be a whole number of at least 1, got {steps!r}")
+    if progress is not None and (isinstance(progress, (dict, str, bytes, int, float, list, tuple))
+                                 or not callable(getattr(progress, "update", None))):
+        raise CourseError(f"progress must be None or a progress bar with an update(n) method (e.g. tqdm), "
+                          f"got {progress!r} ({type(progress).__name__})")
     torch.manual_seed(seed)
     model = TinyLM(language.vocab, kind, max_len=train_len)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)

@@ -27,6 +27,8 @@ def read_passages(name: str = "domain_passages.txt") -> list[str]:
 def _texts(texts) -> list[str]:
     if isinstance(texts, str):
         texts = [texts]
+    if texts is None or isinstance(texts, (int, float, dict, bytes)):
+        raise CourseError(f"give one or more non-empty strings (a list of texts), got {texts!r} ({type(texts).__name__})")
     texts = list(texts)
     if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise CourseError("give one or more non-empty strings to embed")
@@ -68,7 +70,7 @@ def rag_message(question: str, passages: Sequence[str]) -> str:
     """The user turn with the retrieved passages in front of the question."""
     if not isinstance(question, str) or not question.strip():
         raise CourseError(f"the question must be a non-empty string, got {question!r}")
-    notes = "\n".join(f"- {p}" for p in passages)
+    notes = "\n".join(f"- {p}" for p in _texts(passages))
     return f"Use these notes to answer.\n{notes}\n\nQuestion: {question}"
 
 
@@ -83,3 +85,9 @@ class Retriever:
     def search(self, question: str, k: int = 2) -> list[str]:
         _, idx = top_k(embed(self.encoder, self.tokenizer, question)[0], self.vectors, k)
         return [self.passages[i] for i in idx.tolist()]
+
+
+from .checks import typed as _typed  # noqa: E402 - issue 20: the encoder, tokenizer and sizes checked on entry
+
+embed = _typed(embed)  # (top_k keeps its own checks: it refuses lists where tensors belong)
+Retriever.__init__ = _typed(Retriever.__init__, label="Retriever")

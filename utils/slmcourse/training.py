@@ -184,6 +184,9 @@ def plot_losses(histories: Sequence[History], window: int = 10, ax=None, ylabel:
     """Loss curves (raw, faint; smoothed, bold) of several runs on one axis. Returns the figure."""
     import matplotlib.pyplot as plt
 
+    if ax is not None and not hasattr(ax, "figure"):
+        raise CourseError(f"ax must be None or a matplotlib Axes (e.g. from plt.subplots()), "
+                          f"got {ax!r} ({type(ax).__name__})")
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 3.4))
     else:
