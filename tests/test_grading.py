@@ -41,7 +41,7 @@ CASES = {
     "attention_variants": {"broken": "alibi", "loop": ("sliding_window", "sliding_window_mask")},
     "compression": {"broken": "prune", "loop": ("quantize_int8", "dequantize_int8")},
     "size_vs_task": {"broken": "reading", "loop": ("scoring", "sequence_logprob")},
-    "domain_finetuning": {"broken": "add_lora", "loop": ("lora_linear", "lora_delta")},
+    "domain_finetuning": {"broken": "retrieval", "loop": ("lora_linear", "lora_delta")},
     "energy": {"broken": "annual_kwh", "loop": ("energy_functions", "energy_from_measurement")},
 }
 STUDENTS = ("solution", "release", "broken", "loop")

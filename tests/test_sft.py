@@ -118,3 +118,28 @@ def test_choice_logprobs_equal_evaluate_s_and_mc_correct(tok):
     item = {"id": "x", "question": "What do bees eat?", "choices": choices,
             "answer": evaluate.pick(b, choices, normalise=True)}
     assert sft.mc_correct(model, tok, [item]) == [True]
+
+
+def test_mc_correct_with_a_cached_shared_prefix_scores_as_evaluate_does(tok):
+    """mc_correct runs the prompt all items share (system turn, few-shot turns) once and continues every item from
+    a copy of its KV cache: the log-likelihoods stay those of evaluate.continuation_logprobs, item by item."""
+    from slmcourse import evaluate
+
+    model = scaled_down("smollm2-135m")
+    shots = [("How heavy should a hive be?", "About 20 kg of stores."), ("When do I fit a mouse guard?", "In October.")]
+    items = [{"id": str(i), "question": q, "choices": ch, "answer": 0} for i, (q, ch) in enumerate([
+        ("What do bees eat?", ["nectar and pollen", "stones", "fondant"]),
+        ("When is the hive opened?", ["above 15 °C", "at night", "in frost", "never"]),
+        ("What is a super?", ["a box for honey", "a queen"])])]
+    for i, item in enumerate(items):
+        lp = evaluate.continuation_logprobs(model, tok, sft.mc_context(tok, item["question"], shots=shots), item["choices"])
+        item["answer"] = evaluate.pick(lp, item["choices"], normalise=True) if i != 1 else \
+            min(range(4), key=lambda j: lp[j] / len(item["choices"][j]))          # one wrong gold on purpose
+        cached = sft._choice_logprobs(model, tok, sft.mc_context(tok, item["question"], shots=shots), item["choices"],
+                                      sft._shared_prefix(model, [tok(sft.mc_context(tok, it["question"], shots=shots))
+                                                                 ["input_ids"][:-1] for it in items]))
+        assert max(abs(x - y) for x, y in zip(cached, lp)) < 1e-4
+    assert sft.mc_correct(model, tok, items, shots=shots) == [True, False, True]
+    assert sft._shared_prefix(model, [[1, 2, 3]]) is None and sft._shared_prefix(model, [[1, 2], [3, 4]]) is None
+    ids, cache = sft._shared_prefix(model, [[5, 6, 7, 8], [5, 6, 7, 9], [5, 6, 7]])
+    assert ids == [5, 6] and cache.get_seq_length() == 2               # every context keeps a token of its own

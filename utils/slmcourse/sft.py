@@ -16,6 +16,8 @@ templated prompt), every answer token counted once.
 """
 from __future__ import annotations
 
+import copy
+import inspect
 import math
 from typing import Sequence
 
@@ -173,44 +175,81 @@ def mc_context(tokenizer, question: str, passages: Sequence[str] | None = None,
 
 
 @torch.no_grad()
-def choice_logprobs(model: nn.Module, tokenizer, context: str, choices: Sequence[str]) -> list[float]:
-    """The same numbers as `evaluate.continuation_logprobs` (sum of log P(choice | context)), but the shared
-    context runs through the model once and its KV cache serves every choice (cheaper for long prompts)."""
+def _run(model: nn.Module, ids: Sequence[int], cache=None):
+    """(log-probs of the next token after `ids`, KV cache) - `ids` run on top of `cache` (or from scratch).
+    Only the last position goes through the output layer (`logits_to_keep=1`): over SmolLM2's 49,152-token
+    vocabulary the output layer is a fifth of the model's work per position, and no other position is needed."""
+    device = next(model.parameters()).device
+    kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    out = model(input_ids=torch.tensor([list(ids)], device=device), past_key_values=cache, use_cache=True, **kwargs)
+    return torch.log_softmax(out.logits[0, -1].float(), -1), out.past_key_values
+
+
+def _shared_prefix(model: nn.Module, contexts: Sequence[Sequence[int]]):
+    """(ids, KV cache) of the longest token prefix all contexts share (each keeps at least one token of its
+    own), or None when they share fewer than two tokens: the prefix is run through the model once."""
+    if len(contexts) < 2:
+        return None
+    first, n = contexts[0], min(len(c) for c in contexts) - 1
+    i = 0
+    while i < n and all(c[i] == first[i] for c in contexts):
+        i += 1
+    return (list(first[:i]), _run(model, first[:i])[1]) if i >= 2 else None
+
+
+@torch.no_grad()
+def _choice_logprobs(model: nn.Module, tokenizer, context: str, choices: Sequence[str], prefix=None) -> list[float]:
     from .evaluate import continuation_logprobs, encode_pair
 
     pairs = [encode_pair(tokenizer, context, c) for c in choices]
     ctx = pairs[0][0]
     if any(p[0] != ctx for p in pairs) or any(not c for _, c in pairs):
         return continuation_logprobs(model, tokenizer, context, choices)
-    out = model(input_ids=torch.tensor([ctx]), use_cache=True)
-    first = torch.log_softmax(out.logits[0, -1].float(), -1)
-    cache = out.past_key_values
+    if prefix is not None and len(prefix[0]) < len(ctx) and ctx[:len(prefix[0])] == prefix[0]:
+        first, cache = _run(model, ctx[len(prefix[0]):], copy.deepcopy(prefix[1]))   # a copy: the prefix is reused
+    else:
+        first, cache = _run(model, ctx)
     cache.batch_repeat_interleave(len(pairs))
     width = max(len(c) for _, c in pairs)
+    device = next(model.parameters()).device
     ids = torch.zeros(len(pairs), width, dtype=torch.long)
     mask = torch.zeros(len(pairs), len(ctx) + width, dtype=torch.long)
     mask[:, :len(ctx)] = 1
     for row, (_, cont) in enumerate(pairs):
         ids[row, :len(cont)] = torch.tensor(cont)
         mask[row, len(ctx):len(ctx) + len(cont)] = 1
-    logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask, past_key_values=cache).logits.float(), -1)
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache).logits
+    logp = torch.log_softmax(logits.float(), -1).cpu()
+    first = first.cpu()
     return [float(first[cont[0]] + sum(logp[row, j - 1, cont[j]] for j in range(1, len(cont))))
             for row, (_, cont) in enumerate(pairs)]
+
+
+@torch.no_grad()
+def choice_logprobs(model: nn.Module, tokenizer, context: str, choices: Sequence[str]) -> list[float]:
+    """The same numbers as `evaluate.continuation_logprobs` (sum of log P(choice | context)), but the shared
+    context runs through the model once, only its last position through the output layer, and its KV cache
+    serves every choice (cheaper for long prompts)."""
+    return _choice_logprobs(model, tokenizer, context, choices)
 
 
 def mc_correct(model: nn.Module, tokenizer, items: Sequence[dict], retrieve=None,
                shots: Sequence[tuple[str, str]] = ()) -> list[bool]:
     """Per item: does the choice with the highest length-normalised log-likelihood (lm-eval's acc_norm,
-    `evaluate.pick(normalise=True)`) equal the gold? `retrieve(question) -> passages` adds RAG."""
-    from .evaluate import pick
+    `evaluate.pick(normalise=True)`) equal the gold? `retrieve(question) -> passages` adds RAG.
+
+    Prefix caching: the prompt every item shares (the system turn, the few-shot turns) runs through the model
+    once, and each item continues from a copy of its KV cache - the same numbers, without recomputing it."""
+    from .evaluate import encode_pair, pick
 
     if not items:
         raise CourseError("mc_correct needs at least one item")
+    contexts = [mc_context(tokenizer, item["question"], retrieve(item["question"]) if retrieve is not None else None,
+                           shots) for item in items]
+    prefix = _shared_prefix(model, [encode_pair(tokenizer, c, item["choices"][0])[0] for c, item in zip(contexts, items)])
     out = []
-    for item in items:
-        passages = retrieve(item["question"]) if retrieve is not None else None
-        context = mc_context(tokenizer, item["question"], passages, shots)
-        logprobs = choice_logprobs(model, tokenizer, context, item["choices"])
+    for item, context in zip(items, contexts):
+        logprobs = _choice_logprobs(model, tokenizer, context, item["choices"], prefix)
         out.append(pick(logprobs, item["choices"], normalise=True) == item["answer"])
     return out
 
