@@ -195,3 +195,25 @@ def test_planner_explorer_shows_a_message_for_bad_efficiency(monkeypatch):
     box.controls["efficiency"].value = 1.5
     assert "Cannot compute this" in box.result.value and "efficiency" in box.result.value
     assert box.figure.value == b""
+
+
+def test_weight_bytes_read_counts_a_lookup_only_embedding_as_one_row():
+    """The bandwidth bound's numerator: a tied embedding is read whole (the LM head multiplies by it); an
+    embedding that is only looked up (untied, as after dynamic int8 of the head) costs one row per token."""
+    from torch import nn
+
+    from slmcourse import quant as Q
+
+    class Tiny(nn.Module):
+        def __init__(self, tied):
+            super().__init__()
+            self.embed, self.head = nn.Embedding(100, 8), nn.Linear(8, 100, bias=False)
+            if tied:
+                self.head.weight = self.embed.weight
+
+    tied, untied = Tiny(True), Tiny(False)
+    assert B.weight_bytes_read(tied) == Q.model_size_bytes(tied) == 100 * 8 * 4
+    assert Q.model_size_bytes(untied) == 2 * 100 * 8 * 4
+    assert B.weight_bytes_read(untied) == 100 * 8 * 4 + 8 * 4            # the head whole, one embedding row
+    quantized = Q.dynamic_int8(Tiny(True))                               # the head becomes int8, the table stays
+    assert B.weight_bytes_read(quantized) == Q.model_size_bytes(quantized) - 100 * 8 * 4 + 8 * 4

@@ -28,6 +28,18 @@ def test_speculative_and_prompt_lookup_keep_greedy_output(tiny, k):
     assert S.prompt_lookup_greedy(tiny, ids, 15, k).tokens == plain
 
 
+def test_alpha_counts_each_rounds_examined_proposals(tiny):
+    """alpha (Leviathan et al.) = accepted / (accepted + rounds ended by a rejection); acceptance = accepted / drafted."""
+    r = S.SpeculativeResult([], rounds=3, drafted=12, accepted=3, rejected=2)
+    assert r.alpha == pytest.approx(0.6) and r.acceptance == pytest.approx(0.25)
+    ids = torch.tensor([[5, 9, 5, 9, 5, 9, 11]])
+    same = S.speculative_greedy(tiny, tiny, ids, 15, 4)           # the target as its own draft agrees always
+    assert same.alpha == 1.0 and same.rejected == 0
+    other = S.speculative_greedy(tiny, scaled_down("smollm2-135m", seed=3, num_hidden_layers=1), ids, 15, 4)
+    assert other.rejected <= other.rounds and other.accepted == sum(other.per_round)
+    assert other.alpha >= other.acceptance
+
+
 def test_lookup_proposals():
     assert S.lookup_proposals([1, 2, 3, 4, 1, 2], 2, ngram=2) == [3, 4]
     assert S.lookup_proposals([7, 8, 9], 3) == []
@@ -152,6 +164,38 @@ def test_runtime_fp32_matches_pytorch_greedy():
     model, tok = load("smollm2-135m", device="cpu")
     ids = tok("The capital of France is", return_tensors="pt").input_ids
     assert rt.generate(ids, 12).new_ids == list(generate(model, ids, 12).new_ids)
+
+
+def test_bytes_per_token_reads_weights_whole_and_lookup_tables_one_row(tmp_path):
+    """The bandwidth bound's numerator: a multiplied weight counts whole at its stored size, a table that is only
+    looked up counts one row per lookup, a table shared by a lookup and a product (tied embeddings) counts once."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from slmcourse import runtime
+
+    f32 = lambda *shape: np.zeros(shape, np.float32)
+    inits = [numpy_helper.from_array(f32(4, 4), "w"),               # 64 B, multiplied: whole
+             numpy_helper.from_array(f32(10, 4), "embed"),          # 160 B, only gathered: one row = 16 B
+             numpy_helper.from_array(np.zeros((10, 2), np.uint8), "codes"),   # 20 B, gathered AND multiplied
+             numpy_helper.from_array(f32(8, 2), "cos_cache")]       # 64 B, rotary table: one row = 8 B
+    nodes = [helper.make_node("Gather", ["embed", "ids"], ["h"]),
+             helper.make_node("MatMul", ["h", "w"], ["h2"]),
+             helper.make_node("Gather", ["codes", "ids"], ["c"]),
+             helper.make_node("MatMul", ["h2", "codes"], ["logits"]),
+             helper.make_node("GroupQueryAttention", ["h2", "", "", "pk", "pv", "sl", "tl", "cos_cache", "cos_cache"],
+                              ["a", "k", "v"], domain="com.microsoft")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1]),
+                                           helper.make_tensor_value_info("past_key_values.0.key", TensorProto.FLOAT16, [1])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1])], initializer=inits)
+    onnx.save(helper.make_model(graph), str(tmp_path / "model.onnx"))
+    assert runtime.bytes_per_token(tmp_path) == 64 + 16 + 20 + 2 * 8
+    (tmp_path / "genai_config.json").write_text(json.dumps({"model": {"decoder": {
+        "num_hidden_layers": 3, "num_key_value_heads": 2, "head_size": 8}}}))
+    assert runtime.kv_bytes_per_token(tmp_path, 10) == 2 * 3 * 2 * 8 * 2 * 10      # float16 cache: 2 bytes
+    with pytest.raises(CourseError):
+        runtime.kv_bytes_per_token(tmp_path, -1)
 
 
 def test_the_shipped_draft_is_lesson_8s_student_checked_by_its_sha256(tmp_path, monkeypatch):

@@ -55,6 +55,7 @@ def measure(precision: str, device: torch.device, repeats: int, new_tokens: int)
     batch = B.measure_latency(model, ids.repeat(4, 1), new_tokens=new_tokens, repeats=max(1, repeats - 1), warmup=1)
     ppl = heldout_perplexity(model, tok)
     row = {"precision": precision, "device": str(device), "weights_mb": round(weights / 1e6, 1),
+           "read_mb": round(B.weight_bytes_read(model) / 1e6, 1),   # a lookup-only embedding: one row
            **latency.as_dict(), "batch4_throughput_tokens_per_s": round(batch.throughput_tokens_per_s, 2),
            "process_peak_mib": round(peak.rss_peak / 2 ** 20), "perplexity": round(ppl, 2),
            "decode_ops": ops, "joules_per_token": round(energy.per(tokens), 3), "energy": energy.label,
@@ -66,9 +67,12 @@ def measure(precision: str, device: torch.device, repeats: int, new_tokens: int)
     return row
 
 
-def measure_runtime(repeats: int, new_tokens: int) -> dict | None:
-    """Lesson 13's real on-device runtime: SmolLM2 in ONNX Runtime GenAI, int4, with the runtime's own KV cache.
-    None where onnxruntime-genai is not installed (the table then says so)."""
+RUNTIME_PRECISIONS = ("int4", "fp32")      # lesson 13's real runtime: SmolLM2 built in int4, and in float32
+
+
+def measure_runtime(repeats: int, new_tokens: int) -> list | None:
+    """Lesson 13's real on-device runtime: SmolLM2 in ONNX Runtime GenAI (int4, then float32), with the runtime's
+    own KV cache. One row per build; None where onnxruntime-genai is not installed (the table then says so)."""
     try:
         import onnxruntime_genai  # noqa: F401
     except ImportError:
@@ -82,13 +86,20 @@ def measure_runtime(repeats: int, new_tokens: int) -> dict | None:
     del model
     gc.collect()
     ids = tok(PROMPT, return_tensors="pt").input_ids
-    rt = R.Runtime(R.build("int4"))
-    rt.generate(ids, 4)                                           # warm-up
-    runs = [rt.generate(ids, new_tokens) for _ in range(repeats)]
-    return {"engine": "ONNX Runtime GenAI int4", "weights_mb": round(rt.bytes / 1e6, 1),
-            "ttft_ms": round(statistics.median(r.first_token_seconds for r in runs) * 1000, 1),
-            "decode_tokens_per_s": round(statistics.median(r.decode_tokens_per_second for r in runs), 1),
-            "prompt_tokens": int(ids.shape[1])}
+    rows = []
+    for precision in RUNTIME_PRECISIONS:
+        rt = R.Runtime(R.build(precision))
+        rt.generate(ids, 4)                                           # warm-up
+        runs = [rt.generate(ids, new_tokens) for _ in range(repeats)]
+        rows.append({"engine": f"ONNX Runtime GenAI {precision}", "weights_mb": round(rt.bytes / 1e6, 1),
+                     "read_mb": round(rt.bytes_per_token / 1e6, 1),
+                     "kv_mb": round(R.kv_bytes_per_token(rt.path, int(ids.shape[1]) + new_tokens) / 1e6, 2),
+                     "ttft_ms": round(statistics.median(r.first_token_seconds for r in runs) * 1000, 1),
+                     "decode_tokens_per_s": round(statistics.median(r.decode_tokens_per_second for r in runs), 1),
+                     "prompt_tokens": int(ids.shape[1])})
+        del rt
+        gc.collect()
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         row = json.loads(out.stdout.split("RESULT ", 1)[1])
         # weights + the KV cache at the longest context of the timed steps (fp32 cache unless bf16 weights)
         kv = P.kv_bytes_read(card, row["prompt_tokens"] + args.new_tokens, "fp16" if precision == "bf16" else "fp32")
-        bytes_read = row["weights_mb"] * 1e6 + kv
+        bytes_read = row.get("read_mb", row["weights_mb"]) * 1e6 + kv
         bound = B.bandwidth_bound_tokens_per_s(bytes_read, bandwidth)
         row["bandwidth_bound_tokens_per_s"] = round(bound, 1)
         row["share_of_bound"] = round(row["decode_tokens_per_s"] / bound, 3)
@@ -141,17 +152,18 @@ def main(argv: list[str] | None = None) -> int:
               f"perplexity {row['perplexity']:.2f}   {row['decode_ops']} ops/step   "
               f"{row['joules_per_token']} J/token {row['energy']}   ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    runtime_row = None
+    runtime_rows = None
     if device.type == "cpu":
         out = subprocess.run([sys.executable, __file__, "--one", "runtime", "--repeats", str(args.repeats),
                               "--new-tokens", str(args.new_tokens)], capture_output=True, text=True)
         if out.returncode == 0 and "RESULT " in out.stdout:
-            runtime_row = json.loads(out.stdout.split("RESULT ", 1)[1])
+            runtime_rows = json.loads(out.stdout.split("RESULT ", 1)[1])
         else:
             print(f"  runtime: not measured ({(out.stderr or out.stdout)[-300:]})", flush=True)
-    if runtime_row:
-        kv = P.kv_bytes_read(card, runtime_row["prompt_tokens"] + args.new_tokens, "fp32")
-        bound = B.bandwidth_bound_tokens_per_s(runtime_row["weights_mb"] * 1e6 + kv, bandwidth)
+    for runtime_row in runtime_rows or []:
+        # the bytes one decode step reads: weights at their stored precision, one row of each lookup table
+        # (slmcourse.runtime.bytes_per_token), plus the runtime's float32 KV cache at the longest context
+        bound = B.bandwidth_bound_tokens_per_s((runtime_row["read_mb"] + runtime_row["kv_mb"]) * 1e6, bandwidth)
         runtime_row["bandwidth_bound_tokens_per_s"] = round(bound, 1)
         runtime_row["share_of_bound"] = round(runtime_row["decode_tokens_per_s"] / bound, 3)
         print(f"  {runtime_row['engine']}: TTFT {runtime_row['ttft_ms']} ms, decode "
@@ -168,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": "SmolLM2-135M-Instruct (real pretrained weights)", "machine": machine,
               "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "prompt_tokens": rows[0]["prompt_tokens"], "new_tokens": args.new_tokens, "repeats": args.repeats,
-              "bandwidth_gb_s": round(bandwidth / 1e9, 2), "precisions": rows, "runtime": runtime_row}
+              "bandwidth_gb_s": round(bandwidth / 1e9, 2), "precisions": rows, "runtime": runtime_rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (ROOT / "build").mkdir(exist_ok=True)
     (ROOT / "build" / "deployment.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -192,18 +204,22 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['share_of_bound']} | {r['weights_mb']} | {r['process_peak_mib']} | {r['perplexity']} | "
                      f"{r['decode_ops']} | {r['joules_per_token']} {r['energy']} |")
     lines += ["", "A real on-device runtime (lesson 13): the same prompt and greedy decoding in ONNX Runtime GenAI, "
-              "SmolLM2 built in int4 by its model builder, with the runtime's own KV cache (`slmcourse.runtime`).", ""]
-    if runtime_row:
+              "SmolLM2 built in int4 and in float32 by its model builder, with the runtime's own KV cache "
+              "(`slmcourse.runtime`). Bytes read per token: the weights at their stored precision, one row of each "
+              "table that is only looked up (`runtime.bytes_per_token`), plus the KV cache at the longest context.", ""]
+    if runtime_rows:
         lines += ["| engine | time to first token (ms) | decode (tokens/s) | bandwidth bound (tokens/s) | share of bound "
-                  "| weights (MB) |", "| --- | ---: | ---: | ---: | ---: | ---: |",
-                  f"| {runtime_row['engine']} | {runtime_row['ttft_ms']} | {runtime_row['decode_tokens_per_s']} | "
-                  f"{runtime_row['bandwidth_bound_tokens_per_s']} | {runtime_row['share_of_bound']} | "
-                  f"{runtime_row['weights_mb']} |"]
+                  "| weights (MB) | read per token (MB) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['engine']} | {r['ttft_ms']} | {r['decode_tokens_per_s']} | {r['bandwidth_bound_tokens_per_s']} | "
+                  f"{r['share_of_bound']} | {r['weights_mb']} | {round(r['read_mb'] + r['kv_mb'], 1)} |"
+                  for r in runtime_rows]
     else:
         lines += ["Not measured on this machine (onnxruntime-genai missing, or a GPU run)."]
     lines += ["", "Notes:",
-              "- The bandwidth bound is bandwidth / (weight bytes + KV-cache bytes at the longest context): batch-1 "
-              "decoding reads every weight and the whole cache once per token (`slmcourse.planner`).",
+              "- The bandwidth bound is bandwidth / (weight bytes read + KV-cache bytes at the longest context): batch-1 "
+              "decoding reads every weight and the whole cache once per token (`slmcourse.planner`), except a table "
+              "that is only looked up (an embedding not shared with the LM head, as in int8-dynamic; rotary tables), "
+              "of which it reads one row (`bench.weight_bytes_read`, `runtime.bytes_per_token`).",
               f"- Perplexity: the course's protocol, {PROTOCOL}.",
               "- Ops per decode step: operations launched one by one in one decode step (`bench.count_decode_ops`, "
               "views left out); the planner's eager overhead is this count x an assumed cost per launch "

@@ -565,6 +565,32 @@ def measure_energy(fn: Callable[[], Any], assumed_watts: float, root: str = POWE
 
 
 # ---------------------------------------------------------------------------------------------
+# Bytes one decode step reads (the numerator of the bandwidth bound)
+# ---------------------------------------------------------------------------------------------
+def weight_bytes_read(model: torch.nn.Module) -> int:
+    """Weight bytes one batch-1 decode step of `model` reads: its stored weights (`quant.model_size_bytes`),
+    except that an embedding table used only for lookup costs one row, not the whole table.
+
+    With tied embeddings the LM head multiplies by the same matrix, so it is read whole anyway; once the
+    head is untied from it (PyTorch's dynamic int8 quantizes the head, not the embedding), the float32
+    embedding is only gathered, one row per token, and counting it whole overstates the bytes read.
+    """
+    from .quant import model_size_bytes
+
+    if not isinstance(model, torch.nn.Module):
+        raise CourseError("weight_bytes_read needs a torch.nn.Module")
+    total = model_size_bytes(model)
+    embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    others = {id(p) for m in model.modules() if not isinstance(m, torch.nn.Embedding)
+              for p in m.parameters(recurse=False)}
+    for m in {id(e.weight): e for e in embeddings}.values():
+        if id(m.weight) not in others:                          # only looked up: one row per token
+            w = m.weight
+            total -= w.numel() * w.element_size() - w[0].numel() * w.element_size()
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
 # The cost model lives in slmcourse.planner; its names stay importable from here.
 # ---------------------------------------------------------------------------------------------
 from .planner import (  # noqa: E402,F401  (re-exported for lesson 14's chooser and older notebooks)

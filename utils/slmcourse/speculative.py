@@ -99,11 +99,23 @@ class SpeculativeResult:
     accepted: int = 0                 # proposals the target agreed with
     seconds: float = 0.0
     per_round: list[int] = field(default_factory=list)   # accepted proposals in each round
+    rejected: int = 0                 # rounds that ended on a rejected proposal (the rest accepted all k)
 
     @property
     def acceptance(self) -> float:
-        """Share of the drafted tokens the target accepted."""
+        """Share of the drafted tokens the target accepted (proposals after a rejection count as not accepted)."""
         return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def alpha(self) -> float:
+        """Leviathan et al.'s alpha: the chance that a proposal the target examines is accepted.
+
+        Proposals after the first rejection of a round are never examined, so `acceptance` falls with k
+        even for a fixed alpha (about alpha (1 - alpha^k) / (k (1 - alpha)) of the drafted tokens); alpha
+        counts each round's accepted proposals and its one rejection: accepted / (accepted + rejected).
+        """
+        examined = self.accepted + self.rejected
+        return self.accepted / examined if examined else 0.0
 
     @property
     def tokens_per_pass(self) -> float:
@@ -168,6 +180,7 @@ def speculative_greedy(target, draft, input_ids, max_new_tokens: int = 32, k: in
         result.rounds += 1
         result.drafted += len(proposals)
         result.accepted += len(new) - 1
+        result.rejected += int(len(new) - 1 < len(proposals))
         result.per_round.append(len(new) - 1)
         sequence += new
         t_run.crop(len(sequence) - 1)                  # forget the rejected proposals' keys and values
@@ -212,6 +225,7 @@ def prompt_lookup_greedy(target, input_ids, max_new_tokens: int = 32, k: int = 4
         result.rounds += 1
         result.drafted += len(proposals)
         result.accepted += len(new) - 1
+        result.rejected += int(len(new) - 1 < len(proposals))
         result.per_round.append(len(new) - 1)
         sequence += new
         t_run.crop(len(sequence) - 1)
