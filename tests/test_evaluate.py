@@ -225,6 +225,32 @@ def test_ladder_loads_and_scores():
     assert all(math.isfinite(x) and x < 0 for x in lps)
 
 
+def test_ladder_training_record_is_the_stated_budget():
+    """ladder_train.json (what the lesson and the data README quote) was made with today's RECIPE: every size saw
+    RECIPE's steps x batch x context tokens, one loss per step."""
+    record = json.loads((ladder.LADDER_DIR / "ladder_train.json").read_text())
+    assert record["recipe"] == ladder.RECIPE
+    assert ladder.TOKENS_SEEN == ladder.RECIPE["steps"] * ladder.RECIPE["batch"] * ladder.RECIPE["context"]
+    for name in ladder.SIZES:
+        run = record["models"][name]
+        assert run["parameters"] == ladder.parameters(name)
+        assert len(run["losses"]) == ladder.RECIPE["steps"] and all(math.isfinite(x) for x in run["losses"])
+
+
+@pytest.mark.parametrize("name,task", [("ladder-xs", "sentiment"), ("ladder-l", "facts"), ("ladder-m", "arithmetic")])
+def test_precomputed_ladder_scores_come_from_the_shipped_weights(name, task):
+    """Retraining the ladder without re-running utils/precompute_eval_scores.py leaves stale scores: re-score the
+    first items of one run per task with the shipped weights and compare item by item."""
+    model, tok = ladder.load_ladder(name)
+    run = ev.run_result(name, task)
+    items = ev.load_items(task, "test", limit=12)
+    live = ev.evaluate(model, tok, task, items, model_name=name, max_new_tokens=8)
+    assert live.ids == run.ids[:12]
+    assert live.correct == run.correct[:12]
+    if task == "arithmetic":
+        assert [o.strip()[:40] for o in live.outputs] == run.outputs[:12]
+
+
 def test_precomputed_scores_are_consistent_with_the_items():
     scores = ev.load_scores()
     assert scores["runs"], "no precomputed runs"

@@ -7,7 +7,7 @@ Every run scores the 200 test items of one task with slmcourse.evaluate.evaluate
 choice for facts and sentiment, greedy generation + exact match for arithmetic) and stores each item's
 verdict, so the lesson can compute intervals and paired tests. Also the models' bits per byte on the
 course's held-out text (data/distill_heldout.txt, the perplexity protocol of slmcourse.perplexity).
-Runs already in the file are kept (the script can be resumed).
+Runs already in the file are kept (the script can be resumed); --replace drops the --only models' runs first.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slmcourse import evaluate as ev, ladder  # noqa: E402
 from slmcourse.training import read_data  # noqa: E402
 
-STUDENT = "distilled-student"  # lesson 8's student (seq.-level + logit KD, T = 2, seed 0), retrained here
+STUDENT = "distilled-student"  # lesson 8's student (seq.-level + logit KD, T = 2, seed 0), shipped in data/draft/
 PLAN = {
     "smollm2-135m": [(0, False), (0, True), (3, False), (3, True)],
     "gemma-3-270m": [(0, False), (3, False)],
@@ -35,27 +35,23 @@ ORDER = list(ladder.SIZES) + [STUDENT, "smollm2-135m", "gemma-3-270m"]
 
 
 def distilled_student():
-    """Lesson 8's decoder student, trained exactly as utils/distill_seeds.py trains its seed-0, T = 2 run
-    (the same corpus, 64-token blocks, 150 steps, batch 8, lr 3e-3, the teacher's top-32 + rest at T = 2)."""
-    import distill_seeds as ds
-    from slmcourse import distill, load, scaled_down, training
+    """Lesson 8's decoder student (seq.-level + logit KD, T = 2, seed 0): the copy the course ships in
+    data/draft/ (trained with lesson 8's recipe, slmcourse.speculative.DRAFT_RECIPE; SHA-256 checked against
+    data/draft/SHA256SUMS), with SmolLM2's tokenizer (the student shares its teacher's vocabulary)."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
 
-    teacher, tok = load("smollm2-135m", device="cpu")
-    teacher.eval()
-    blocks = training.token_blocks(tok, training.documents(training.read_data("distill_train.txt")), ds.BLOCK)
-    targets = distill.precompute_teacher(teacher, blocks, k=ds.TOP_K, temperature=2.0, batch_size=8, progress=False)
-    del teacher
-    training.seed_everything(0)
-    model = scaled_down("smollm2-135m", seed=0, **ds.STUDENT)
-    schedule = training.batch_schedule(len(blocks), ds.BATCH, ds.STEPS, seed=0)
+    from slmcourse import bundled, catalogue, scaled_down, speculative
 
-    def step_loss(step):
-        idx = schedule[step]
-        logits = model(input_ids=blocks[idx]).logits[:, :-1]
-        return distill.distillation_loss(logits, targets[idx], labels=blocks[idx][:, 1:], alpha=0.5)
-
-    training.train(model, step_loss, ds.STEPS, lr=ds.LR, warmup=ds.WARMUP, name=STUDENT, progress=False)
-    return model.eval(), tok
+    weights = speculative.shipped_draft()
+    if weights is None:
+        raise SystemExit("data/draft/ holds no draft student trained with today's DRAFT_RECIPE: "
+                         "run `python -m slmcourse.speculative --retrain` and ship it first")
+    student = scaled_down("smollm2-135m", seed=0, **speculative.DRAFT_CONFIG)
+    student.load_state_dict(load_file(str(weights)), strict=False)
+    student.tie_weights()
+    tok = AutoTokenizer.from_pretrained(bundled.prepare(catalogue.find("smollm2-135m").key, progress=False))
+    return student.eval(), tok
 
 
 def load_model(name):
@@ -90,12 +86,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N test items (a timing estimate)")
     parser.add_argument("--shots", default=None, help="only these settings, e.g. 3 or 0,3 (default: the PLAN's)")
     parser.add_argument("--merge", nargs="*", default=None, help="merge these partial files into scores.json")
+    parser.add_argument("--replace", action="store_true",
+                        help="drop the --only models' runs from the file first (after retraining the ladder)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     if args.merge is not None:
         return merge(args.merge, out)
     scores = json.loads(out.read_text()) if out.is_file() else {"runs": [], "bits_per_byte": {}}
+    if args.replace:
+        scores["runs"] = [r for r in scores["runs"] if r["model"] not in args.only.split(",")]
     scores["command"] = "HF_HUB_OFFLINE=1 .venv/bin/python utils/precompute_eval_scores.py"
     scores["environment"] = f"torch {torch.__version__}, {platform.machine()} CPU"
     done = {(r["model"], r["task"], r["shots"], r["chat"]) for r in scores["runs"]}

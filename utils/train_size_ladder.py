@@ -1,10 +1,10 @@
 """Train the course's size ladder (lesson 10) and write its weights and checksums.
 
-    nice -n 10 .venv/bin/python utils/train_size_ladder.py      # a few minutes on 2 CPU cores
+    nice -n 10 .venv/bin/python utils/train_size_ladder.py      # about 5 minutes on 2 idle CPU cores
 
 Four Llama-architecture models (slmcourse.ladder.SIZES) with the same byte-level tokenizer, the same
-training text and the same recipe (slmcourse.ladder.RECIPE: 200 steps x 16 sequences x 96 bytes =
-307,200 training tokens each, AdamW lr 3e-3 with 20 warm-up steps then cosine decay, weight decay
+training text and the same recipe (slmcourse.ladder.RECIPE: 1,000 steps x 16 sequences x 96 bytes =
+1,536,000 training tokens each, AdamW lr 3e-3 with 20 warm-up steps then cosine decay, weight decay
 0.1, seed 0). The text: every `train` item of the three eval tasks, formatted exactly as the lesson's
 prompts with the answer (`Question: ... Answer: ...`), shuffled, plus the course's distillation text
 (data/distill_train.txt), joined by blank lines. No test or dev question is in it (the generator
@@ -47,8 +47,8 @@ def batches(data: torch.Tensor, steps: int, batch: int, context: int, seed: int)
         yield torch.stack([data[s:s + context + 1] for s in starts.tolist()])
 
 
-def train(name: str, data: torch.Tensor) -> dict:
-    r = ladder.RECIPE
+def train(name: str, data: torch.Tensor, out_dir: Path | None = None, recipe: dict | None = None) -> dict:
+    r = recipe or ladder.RECIPE
     model = ladder.build(name, seed=r["seed"]).train()
     opt = torch.optim.AdamW(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"], betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / r["warmup"]) * 0.5 * (
@@ -68,43 +68,51 @@ def train(name: str, data: torch.Tensor) -> dict:
     from safetensors.torch import save_file
     state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()
              if k != "lm_head.weight"}
-    ladder.LADDER_DIR.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(ladder.weights_file(name)))
+    out_dir = out_dir or ladder.LADDER_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_dir / ladder.weights_file(name).name))
     return {"parameters": ladder.parameters(name), "seconds": round(seconds, 1), "losses": losses}
 
 
 def main() -> None:
-    """`train_size_ladder.py` trains all four; `train_size_ladder.py ladder-m` one (then `--sums` to list them)."""
+    """`train_size_ladder.py` trains all four; `train_size_ladder.py ladder-m` one (then `--sums` to list them).
+
+    `--dir PATH` writes the weights and ladder_train.json there instead of data/ladder/ (to try another budget
+    without touching the shipped files); `--steps N` overrides RECIPE's steps (the budget: N x 16 x 96 tokens)."""
     torch.set_num_threads(1)
-    names = [a for a in sys.argv[1:] if not a.startswith("--")] or list(ladder.SIZES)
-    if "--sums" in sys.argv:
-        return write_sums()
+    args = sys.argv[1:]
+    value = {flag: args[args.index(flag) + 1] for flag in ("--dir", "--steps") if flag in args}
+    names = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] not in value)]
+    names = names or list(ladder.SIZES)
+    out_dir = Path(value["--dir"]) if "--dir" in value else ladder.LADDER_DIR
+    recipe = dict(ladder.RECIPE, steps=int(value["--steps"])) if "--steps" in value else ladder.RECIPE
+    if "--sums" in args:
+        return write_sums(out_dir)
     text = training_text()
     data = torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
-    print(f"training text: {len(data):,} bytes; budget per model: {ladder.TOKENS_SEEN:,} tokens")
-    path = ladder.LADDER_DIR / "ladder_train.json"
-    report = json.loads(path.read_text()) if path.is_file() else {"models": {}}
-    report.update({"recipe": ladder.RECIPE, "text_bytes": len(data)})
+    budget = recipe["steps"] * recipe["batch"] * recipe["context"]
+    print(f"training text: {len(data):,} bytes; budget per model: {budget:,} tokens")
+    path = out_dir / "ladder_train.json"
     for name in names:
-        report["models"][name] = train(name, data)
-        print(f"{name}: {report['models'][name]['parameters']:,} parameters, "
-              f"{report['models'][name]['seconds']} s", flush=True)
+        result = train(name, data, out_dir, recipe)
+        print(f"{name}: {result['parameters']:,} parameters, {result['seconds']} s", flush=True)
         latest = json.loads(path.read_text()) if path.is_file() else {"models": {}}  # others may run in parallel
-        latest.update({"recipe": ladder.RECIPE, "text_bytes": len(data)})
-        latest["models"][name] = report["models"][name]
+        latest.update({"recipe": recipe, "text_bytes": len(data)})
+        latest["models"][name] = result
         path.write_text(json.dumps(latest) + "\n")
     if set(names) == set(ladder.SIZES):
-        write_sums()
+        write_sums(out_dir)
 
 
-def write_sums() -> None:
+def write_sums(out_dir: Path | None = None) -> None:
+    out_dir = out_dir or ladder.LADDER_DIR
     sums = []
     for name in ladder.SIZES:
-        path = ladder.weights_file(name)
+        path = out_dir / ladder.weights_file(name).name
         if not path.is_file():
             continue
         sums.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}")
-    (ladder.LADDER_DIR / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    (out_dir / "SHA256SUMS").write_text("\n".join(sums) + "\n")
     print("\n".join(sums))
 
 
