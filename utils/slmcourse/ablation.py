@@ -45,9 +45,10 @@ def rows(results: dict) -> list[dict]:
     """One dict per ablation run: rank, targets, steps, trainable, accuracy (interval), gain, forgetting; in grid
     order (targets as the recipe lists them, then rank, then steps)."""
     before = _results(results)["before"]["fp32"]
-    order = list(results["recipe"]["targets"])
+    order = list(results["recipe"].get("targets", ())) if isinstance(results["recipe"], dict) else []
     out = []
-    for run in sorted(results["runs"], key=lambda r: (order.index(r["targets"]), r["rank"], r["steps"])):
+    for run in sorted(results["runs"], key=lambda r: (order.index(r["targets"]) if r["targets"] in order else len(order),
+                                                      r["rank"], r["steps"])):
         low, high = _interval(run["mc_correct"])
         out.append({"rank": run["rank"], "targets": run["targets"], "steps": run["steps"],
                     "trainable": run["trainable"], "accuracy": run["accuracy"], "low": low, "high": high,
