@@ -325,9 +325,10 @@ POSITIVE_FLOATS = {"bytes_per_element": 64.0, "timeout_s": 86_400.0, "timeout": 
                    "base": 1e12, "rope_base": 1e12,  # a RoPE base <= 0 turns every angle into NaN
                    "lr": 10.0,  # a learning rate <= 0 is refused by torch; a huge one trains to NaN
                    "scale": 1e6,  # an attention scale <= 0 flattens or inverts the softmax
-                   "eps": 1.0, "clip": 1e6}  # a norm's epsilon, a gradient-clipping norm
+                   "eps": 1.0}  # a norm's epsilon
 # Real-number arguments that must be >= 0 (a negative tolerance makes no sense).
-NONNEGATIVE_FLOATS = {"rtol": 1e6, "atol": 1e12, "weight_decay": 1e3}
+NONNEGATIVE_FLOATS = {"rtol": 1e6, "atol": 1e12, "weight_decay": 1e3,
+                      "clip": 1e6}  # a gradient-clipping norm (0: no clipping)
 
 # Text arguments that the model must read at least one token of (an empty prompt has no token to run).
 NONEMPTY_TEXTS = {"prompt", "choice_logprobs.context"}
