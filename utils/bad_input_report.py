@@ -753,7 +753,7 @@ def _good_call_works(case: Case, limit_s: float = 10) -> str | None:
     except Hang:
         return f"the good call took > {limit_s} s"
     except Exception as err:  # noqa: BLE001
-        return f"the good call failed: {type(err).__name__}: {str(err)[:80]}"
+        return f"the good call failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:80]}"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
