@@ -187,6 +187,10 @@ def plot_losses(histories: Sequence[History], window: int = 10, ax=None, ylabel:
     if ax is not None and not hasattr(ax, "figure"):
         raise CourseError(f"ax must be None or a matplotlib Axes (e.g. from plt.subplots()), "
                           f"got {ax!r} ({type(ax).__name__})")
+    histories = list(histories)
+    if not histories:
+        raise CourseError("histories is empty: pass one or more training histories "
+                          "(what training.train(...) returns), e.g. plot_losses([history])")
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 3.4))
     else:
