@@ -12,8 +12,9 @@ from slmcourse import speculative as S
 from slmcourse.generation import generate
 
 NOTEBOOK = "course/13_faster_decoding.ipynb"
-CORE = ["speculative_greedy_simple", "speculative_sample", "quantize_kv", "dequantize_kv", "constrained_greedy_simple"]
-HELPERS = ["explore", "extraction_prompt", "decode_rate"]      # display/measurement helpers, not mechanisms
+CORE = ["speculative_greedy_simple", "speculative_sample", "quantize_kv", "dequantize_kv", "constrained_greedy_simple",
+        "bytes_read_per_token"]
+HELPERS = ["explore", "extraction_prompt", "decode_rate", "kv_read", "add_row"]      # display/measurement helpers, not mechanisms
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +76,32 @@ def test_constrained_loop_matches_package(nb, seed):
     ids = torch.tensor([[1, 2, 3]])
     ours = nb["constrained_greedy_simple"](target, ids, parts, texts, eos, 40)
     assert ours == C.constrained_generate(target, ids, parts, texts, eos, 40)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bytes_read_per_token_equals_the_package(nb, tmp_path, seed):
+    """Random graphs: weights multiplied, tables only gathered, tables gathered AND multiplied, rotary tables."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from slmcourse import runtime
+
+    rng = np.random.default_rng(seed)
+    inits, nodes = [], []
+    for i in range(6):
+        rows, cols = int(rng.integers(2, 9)), int(rng.integers(1, 5))
+        dtype = [np.float32, np.uint8, np.float16][int(rng.integers(3))]
+        inits.append(numpy_helper.from_array(np.zeros((rows, cols), dtype), f"t{i}"))
+        role = int(rng.integers(4))
+        if role in (0, 2):
+            nodes.append(helper.make_node("MatMul", ["x", f"t{i}"], [f"m{i}"]))
+        if role in (1, 2):
+            nodes.append(helper.make_node("Gather", [f"t{i}", "ids"], [f"g{i}"]))
+        if role == 3:
+            nodes.append(helper.make_node("GroupQueryAttention", ["x", "", "", "k", "v", "s", "t", f"t{i}", f"t{i}"],
+                                          [f"a{i}"], domain="com.microsoft"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1])],
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], initializer=inits)
+    onnx.save(helper.make_model(graph), str(tmp_path / "model.onnx"))
+    assert nb["bytes_read_per_token"](tmp_path) == runtime.bytes_per_token(tmp_path)
