@@ -1,7 +1,8 @@
 """An instructor's term with utils/grade.py, as docs/instructors.md tells it, on the `energy` assignment.
 
-One module-scoped course goes through every step once (grading is the slow part: ~10-30 s a submission
-on a busy machine), and each test inspects what a step left behind:
+One course goes through every step once (grading is the slow part: ~10-30 s a submission on a busy
+machine; the run starts with the session's other grading runs, tests/conftest.py's grading_jobs), and each
+test inspects what a step left behind:
 
   batch 1   a Canvas export: a student failing a visible test (late), one failing only a hidden test,
             a blank (untouched) notebook, a broken file, a browser duplicate with no id
@@ -100,9 +101,10 @@ def _page_text(page: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-@pytest.fixture(scope="module")
-def term(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("term")
+def build_term(folder, env=None):
+    """The whole term, step by step, in `folder` (run once, by tests/conftest.py's grading_jobs); returns what
+    each step left."""
+    tmp = Path(folder)
     course = make_course(tmp / "course", [NAME], timeout=TEST_TIMEOUT)
     _set_wrong_test(course, True)
     grade.nbgrader(course, "generate_assignment", NAME, "--force")
@@ -164,6 +166,17 @@ def term(tmp_path_factory):
     state["final_batches"] = sorted(p.name for p in reports.iterdir()
                                     if p.is_dir() and p.name not in ("all", "export"))
     return state
+
+
+def background_jobs(item):
+    """For tests/conftest.py: the term starts with the other grading runs of the session."""
+    if "term" in getattr(item, "fixturenames", ()):
+        yield 1, "grade_batches:term", build_term
+
+
+@pytest.fixture(scope="module")
+def term(grading_jobs):
+    return grading_jobs.result("grade_batches:term", build_term)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,19 +9,20 @@ For every assignment, one nbgrader run grades four synthetic students at once:
   release   the untouched student release                 -> zero, without crashing
   broken    one function left unimplemented                -> strictly between
   loop      one function stuck in an infinite loop         -> stopped by the timeout, the rest graded
-The assignments are graded in parallel (a few at a time) to keep the wall time down.
+The assignments are graded in parallel (a few at a time, with the session's other grading runs:
+tests/conftest.py's grading_jobs) to keep the wall time down.
 Note: nbgrader scores a test cell 0 if it writes anything to stderr (a warning, too); the assignments
 silence warnings while graded, and the solutions must pass here.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -118,16 +119,42 @@ def autograde_four_students(name: str, course: Path) -> Path:
     return course
 
 
+def autograde_job(name: str, folder, env=None) -> Path:
+    return autograde_four_students(name, Path(folder) / name)
+
+
+def _four_students(name: str):
+    return functools.partial(autograde_job, name)
+
+
+def background_jobs(item):
+    """For tests/conftest.py: each assignment a selected test needs is graded once, with the session's other
+    grading runs (a few at a time); each test waits for its own."""
+    if "graded" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec"):
+        name = item.callspec.params["name"]
+        yield 2, f"grading:graded:{name}", _four_students(name)
+    if getattr(item, "originalname", None) == "test_collect_and_grade_end_to_end":
+        yield 3, "grading:end_to_end", run_end_to_end
+    if getattr(item, "originalname", None) == "test_committed_release_matches_solutions":
+        yield 4, "grading:release", release_problems
+    if getattr(item, "originalname", None) == "test_release_check_notices_drift":
+        yield 4, "grading:release_drift", release_drift
+
+
 @pytest.fixture(scope="module")
-def graded(request, tmp_path_factory):
-    """Start grading every assignment a selected test needs (3 at a time); each test waits for its own."""
-    wanted = sorted({item.callspec.params["name"] for item in request.session.items
-                     if "graded" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")})
-    pool = ThreadPoolExecutor(max_workers=3)
-    futures = {name: pool.submit(autograde_four_students, name, tmp_path_factory.mktemp(name))
-               for name in wanted}
-    yield futures
-    pool.shutdown(wait=True)
+def graded(grading_jobs):
+    """name -> the graded course of that assignment (autograde_four_students), from the session's grading runs."""
+    return {name: _Lazy(grading_jobs, f"grading:graded:{name}", _four_students(name)) for name in ASSIGNMENTS}
+
+
+class _Lazy:
+    """`.result()` waits for (or runs) one of the session's grading runs."""
+
+    def __init__(self, jobs, key, function):
+        self.jobs, self.key, self.function = jobs, key, function
+
+    def result(self):
+        return self.jobs.result(self.key, self.function)
 
 
 def scores(course: Path, name: str) -> dict[str, tuple[float, float]]:
@@ -247,24 +274,37 @@ def test_infinite_loop_is_stopped_and_the_rest_graded(graded, name):
 # the release in assignments/ is what generate_assignment makes from solutions/
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_committed_release_matches_solutions():
-    problems = grade.release_differences(ROOT)
-    assert not problems, "\n".join(problems) + "\nrun `python utils/grade.py release` and commit assignments/"
+def release_problems(folder=None, env=None) -> list[str]:
+    return grade.release_differences(ROOT)
 
 
-@pytest.mark.slow
-def test_release_check_notices_drift(tmp_path):
+def release_drift(folder, env=None) -> dict:
+    """A changed source: the release check names the notebook, `grade.py release` regenerates it."""
+    tmp_path = Path(folder)
     course = make_course(tmp_path / "course", ["energy"])
     shutil.copytree(ROOT / "assignments" / "energy", course / "assignments" / "energy")
     nb_path = course / "solutions" / "energy" / "energy.ipynb"
     nb = read_nb(nb_path)
     nb["cells"][1]["source"] = "# changed instructions\n"
     write_nb(nb, nb_path)
-    assert grade.release_differences(course, ["energy"]) == \
-        ["assignments/energy/energy.ipynb differs from what solutions/energy generates"]
-    assert grade.main(["--course-dir", str(course), "release", "energy"]) == 0
-    assert "changed instructions" in (course / "assignments" / "energy" / "energy.ipynb").read_text()
+    found = grade.release_differences(course, ["energy"])
+    code = grade.main(["--course-dir", str(course), "release", "energy"])
+    return {"differences": found, "code": code,
+            "release": (course / "assignments" / "energy" / "energy.ipynb").read_text()}
+
+
+@pytest.mark.slow
+def test_committed_release_matches_solutions(grading_jobs):
+    problems = grading_jobs.result("grading:release", release_problems)
+    assert not problems, "\n".join(problems) + "\nrun `python utils/grade.py release` and commit assignments/"
+
+
+@pytest.mark.slow
+def test_release_check_notices_drift(grading_jobs):
+    drift = grading_jobs.result("grading:release_drift", release_drift)
+    assert drift["differences"] == ["assignments/energy/energy.ipynb differs from what solutions/energy generates"]
+    assert drift["code"] == 0
+    assert "changed instructions" in drift["release"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,8 +329,10 @@ def test_student_id_pattern():
     assert grade.student_id_from_name("energy.ipynb", "energy", r"(\d+)") is None
 
 
-@pytest.mark.slow
-def test_collect_and_grade_end_to_end(tmp_path):
+def run_end_to_end(folder, env=None) -> dict:
+    """An LMS export of energy submissions through `grade.py collect-and-grade`, twice (one of the session's
+    grading runs, tests/conftest.py); returns what the checks below read, the first run's taken right after it."""
+    tmp_path = Path(folder)
     name = "energy"
     course = make_course(tmp_path / "course", [name])
     grade.nbgrader(course, "generate_assignment", name, "--force")
@@ -322,10 +364,32 @@ def test_collect_and_grade_end_to_end(tmp_path):
     import sandbox
     if sandbox.sandbox_problem():      # no bubblewrap here: the same pipeline, unsandboxed (tests/test_sandbox.py skips)
         argv.append("--no-sandbox")
-    assert grade.main(argv) == 0
-    with open(out / "grades.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    first_csv = (out / "grades.csv").read_text()
+    first = {"code": grade.main(argv)}
+    if first["code"] != 0:
+        return {"first": first}
+    first["csv"] = (out / "grades.csv").read_text()
+    first["feedback"] = sorted(p.name for p in (out / "feedback").iterdir())
+    first["pages"] = {p.stem: p.read_text() for p in (out / "feedback").iterdir()}
+    first["submitted_1001"] = (course / "submitted" / "1001" / name / f"{name}.ipynb").read_bytes()
+    first["submitted_1004"] = (course / "submitted" / "1004").exists()
+    first["autograded_9999"] = (course / "autograded" / "9999").exists()
+    first["other"] = read_nb(other)
+    first["export"] = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
+    # running it again gives the same grades; the first report is kept beside it, not deleted
+    second = {"code": grade.main(argv)}
+    second["csv"] = (out / "grades.csv").read_text() if (out / "grades.csv").is_file() else None
+    second["kept"] = {k.name: (k / "grades.csv").read_text() for k in tmp_path.glob("report.*")}
+    return {"subs": subs, "good": good, "before": before, "first": first, "second": second}
+
+
+@pytest.mark.slow
+def test_collect_and_grade_end_to_end(grading_jobs):
+    run = grading_jobs.result("grading:end_to_end", run_end_to_end)
+    first = run["first"]
+    assert first["code"] == 0
+    subs, good, before, second = run["subs"], run["good"], run["before"], run["second"]
+    rows = list(csv.DictReader(first["csv"].splitlines()))
+    first_csv = first["csv"]
     expected = [
         ("1001", "smithjane_1001_5551_energy.ipynb", "graded", "14", "6 manual points pending"),
         ("1002", "doejohn_1002_5552_energy.ipynb", "graded", "10",
@@ -347,27 +411,25 @@ def test_collect_and_grade_end_to_end(tmp_path):
     import slmcourse
     assert rows[0]["course_version"] == slmcourse.__version__ and rows[4]["course_version"] == ""
     # feedback for every student with an id, and nothing for anyone else
-    assert sorted(p.name for p in (out / "feedback").iterdir()) == \
-        [f"{i}.html" for i in ("1001", "1002", "1003", "1004", "1005", "1006")]
-    assert "could not be graded" in (out / "feedback" / "1004.html").read_text()
-    page = (out / "feedback" / "1001.html").read_text()
+    assert first["feedback"] == [f"{i}.html" for i in ("1001", "1002", "1003", "1004", "1005", "1006")]
+    assert "could not be graded" in first["pages"]["1004"]
+    page = first["pages"]["1001"]
     assert "flops_per_token" in page and "visible tests passed" in page
     assert "HIDDEN TESTS" not in page and "Random(7)" not in page, "feedback must not reveal hidden tests"
     # each student's work is filed in its own folder, byte for byte; the earlier student is untouched
-    assert (course / "submitted" / "1001" / name / f"{name}.ipynb").read_bytes() == \
-        (subs / "smithjane_1001_5551_energy.ipynb").read_bytes()
-    assert not (course / "submitted" / "1004").exists()
-    assert not (course / "autograded" / "9999").exists() and read_nb(other) == good
-    assert {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()} == before, "the export was modified"
+    assert first["submitted_1001"] == (subs / "smithjane_1001_5551_energy.ipynb").read_bytes()
+    assert not first["submitted_1004"]
+    assert not first["autograded_9999"] and first["other"] == good
+    assert first["export"] == before, "the export was modified"
 
     assert (rows[0]["name"], rows[0]["late"]) == ("smithjane", "") and rows[0]["submitted_at"].endswith("Z")
     assert "read as Canvas export" in rows[0]["notes"]
 
     # running it again gives the same grades; the first report is kept beside it, not deleted
-    assert grade.main(argv) == 0
-    assert (out / "grades.csv").read_text() == first_csv
-    kept = list(tmp_path.glob("report.*"))
-    assert len(kept) == 1 and (kept[0] / "grades.csv").read_text() == first_csv
+    assert second["code"] == 0
+    assert second["csv"] == first_csv
+    kept = list(second["kept"].values())
+    assert len(kept) == 1 and kept[0] == first_csv
 
 
 def test_collect_and_grade_refuses_bad_arguments(tmp_path):

@@ -43,8 +43,9 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright i
 VENV_BIN = Path(sys.executable).parent
 
 
-def _env(home: Path) -> dict:
-    return {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
+def _env(home: Path, base: dict | None = None) -> dict:
+    base = dict(os.environ) if base is None else base
+    return {**base, "PATH": f"{VENV_BIN}{os.pathsep}{base.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "JUPYTER_CONFIG_DIR": str(home / "config"),
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_DATA_DIR": str(home / "data")}
 
@@ -71,12 +72,13 @@ def _submission(release: dict, source: dict) -> dict:
     return nb
 
 
-@pytest.fixture(scope="module")
-def graded_course(tmp_path_factory):
-    """A temporary course with one autograded submission by s001 (Ada Lovelace in the roster)."""
-    course = tmp_path_factory.mktemp("course")
-    home = tmp_path_factory.mktemp("jupyter")
-    env = _env(home)
+def prepare_graded_course(folder, base_env=None):
+    """A temporary course with one autograded submission by s001 (Ada Lovelace in the roster); one of the
+    session's grading runs (tests/conftest.py's grading_jobs), started with the others."""
+    course, home = Path(folder) / "course", Path(folder) / "jupyter"
+    course.mkdir()
+    home.mkdir()
+    env = _env(home, base_env)
     shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     shutil.copytree(ROOT / "solutions" / NAME, course / "solutions" / NAME)
     _nbgrader(course, env, "generate_assignment", NAME, "--force")
@@ -89,6 +91,16 @@ def graded_course(tmp_path_factory):
     target.write_text(json.dumps(_submission(release, source)))
     _nbgrader(course, env, "autograde", NAME, "--force")  # our own solution: trusted, no sandbox needed
     return course, home, env
+
+
+def background_jobs(item):
+    if "walk" in getattr(item, "fixturenames", ()):
+        yield 5, "manual_grading:course", prepare_graded_course
+
+
+@pytest.fixture(scope="module")
+def graded_course(grading_jobs):
+    return grading_jobs.result("manual_grading:course", prepare_graded_course)
 
 
 @pytest.fixture(scope="module")
