@@ -99,3 +99,20 @@ def test_inline_dpo_matches_package(defs, seed, batch, beta):
     labels = torch.randint(0, 13, (batch, 7), generator=g)
     labels[:, :3] = -100
     torch.testing.assert_close(defs["sequence_logprob"](logits, labels), dpo.sequence_logprob(logits, labels))
+
+
+@pytest.mark.parametrize("seed,width,start", [(0, 9, 4), (1, 12, 2), (2, 6, 1)])
+def test_answer_logprobs_equals_full_logits(seed, width, start):
+    """The DPO run's answer_logprobs (logits only from the last prompt position on) = sequence_logprob on all logits."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    fn = notebook_definitions(NOTEBOOK, ["answer_logprobs"])["answer_logprobs"]
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=23, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=1)).eval()
+    ids = torch.randint(0, 23, (2, width))
+    labels = ids.clone()
+    labels[:, :start] = -100
+    labels[0, start + 1:start + 2] = -100                     # a row whose answer starts later (and a masked gap)
+    with torch.no_grad():
+        torch.testing.assert_close(fn(model, ids, labels), dpo.sequence_logprob(model(input_ids=ids).logits, labels))
