@@ -21,6 +21,12 @@ def test_checksum_matches_and_every_item_is_there_in_both_modes():
     assert len(items) == 16
     for mode in ("free", "constrained"):
         assert [r["sentence"] for r in d["extraction"] if r["mode"] == mode] == [i["text"] for i in items]
+    caches = ["float32 cache", "int8 per token", "int4 per token", "int4 keys per channel"]
+    for model in ("smollm2-135m", "gemma-3-270m"):
+        rows = [r for r in d["kv"] if r["model"] == model]
+        assert [r["cache"] for r in rows] == caches
+        assert rows[0]["top-1 agreement @ 256"] == 1.0          # the float32 cache agrees with itself
+        assert all(0 < r["top-1 agreement @ 256"] <= 1 and r["ppl @ 64"] > 1 and r["ppl @ 256"] > 1 for r in rows)
 
 
 def test_recorded_verdicts_follow_from_the_recorded_answers():
