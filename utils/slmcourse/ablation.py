@@ -7,9 +7,6 @@ general-text perplexity (forgetting); plus QLoRA in miniature (the same run on a
 """
 from __future__ import annotations
 
-import hashlib
-import json
-
 from .errors import CourseError
 
 FILE = "finetune_ablation.json"
@@ -18,14 +15,9 @@ SHA256 = "53ced48434d1fcec540ac96e8c32f0c03af8fad8dc44d847516717745dc15242"
 
 def load() -> dict:
     """The shipped results, after checking their SHA-256 against the one recorded here."""
-    from importlib import resources
+    from .bundled import shipped_json
 
-    data = (resources.files("slmcourse") / "data" / FILE).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise CourseError(f"{FILE} has SHA-256 {digest[:16]}..., not the recorded {SHA256[:16]}...: the file was "
-                          "changed; re-run utils/finetune_ablation.py and record the new digest in slmcourse/ablation.py")
-    return json.loads(data)
+    return shipped_json(FILE, SHA256, "utils/finetune_ablation.py", "slmcourse/ablation.py")
 
 
 def _interval(correct) -> tuple[float, float]:

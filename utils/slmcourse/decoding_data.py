@@ -6,26 +6,15 @@ the file's SHA-256, so a changed file is noticed instead of silently shown.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-
-from .errors import CourseError
-
 FILE = "decoding_precomputed.json"
 SHA256 = "b7f7aae11ed795ac8c7a077dc34ff06da5236853a59ed119d230ca709beb0c71"
 
 
 def load() -> dict:
     """The shipped results (keys 'kv', 'extraction', 'made_by'), after checking their SHA-256."""
-    from importlib import resources
+    from .bundled import shipped_json
 
-    data = (resources.files("slmcourse") / "data" / FILE).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise CourseError(f"{FILE} has SHA-256 {digest[:16]}..., not the recorded {SHA256[:16]}...: the file was "
-                          "changed; re-run utils/precompute_decoding.py and record the new digest in "
-                          "slmcourse/decoding_data.py")
-    return json.loads(data)
+    return shipped_json(FILE, SHA256, "utils/precompute_decoding.py", "slmcourse/decoding_data.py")
 
 
 from .checks import guard_public as _guard_public  # noqa: E402 - issue 20: typed arguments checked on entry
