@@ -440,6 +440,8 @@ def _registry(res: dict) -> dict:
         "bench.measure_energy": lambda: {"fn": lambda: sum(range(100)), "assumed_watts": 10.0},
         "bench.peak_memory": lambda: {"fn": lambda: sum(range(100))},
         "bench.time_it": lambda: {"fn": lambda: sum(range(100)), "repeats": 2, "warmup": 0},
+        "bundled.shipped_json": lambda: {"file": ablation.FILE, "sha256": ablation.SHA256,
+                                         "script": "utils/finetune_ablation.py", "module": "slmcourse/ablation.py"},
         "bundled.verify": lambda: {"path": Path(__file__), "expected": res["sha_self"], "what": "this script"},
         "checks.callback": lambda: {"name": "on_step", "value": print},
         "checks.closest": lambda: {"value": "fp61", "choices": ["fp16", "fp32"]},

@@ -49,7 +49,10 @@ def shipped_json(file: str, sha256: str, script: str, module: str):
 
     from .errors import CourseError
 
-    data = (resources.files("slmcourse") / "data" / file).read_bytes()
+    path = resources.files("slmcourse") / "data" / file
+    if "/" in file or "\\" in file or not path.is_file():
+        raise CourseError(f"file must name a results file shipped in slmcourse/data/, got {file!r}")
+    data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
         raise CourseError(f"{file} has SHA-256 {digest[:16]}..., not the recorded {sha256[:16]}...: the file was "
