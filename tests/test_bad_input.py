@@ -399,6 +399,8 @@ def test_single_strings_empty_texts_and_bad_paths():
         training.plot_losses([training.History("run", [1.0, 0.5])], ax="abc")
     with pytest.raises(CourseError, match="histories is empty"):
         training.plot_losses([])
+    with pytest.raises(CourseError, match="items is empty"):
+        evaluate.evaluate(torch.nn.Linear(1, 1), tok, "facts", items=[])
     with pytest.raises(CourseError, match="weight_decay must be"):
         training.train(torch.nn.Linear(2, 1), lambda step: torch.tensor(0.0, requires_grad=True), 1, weight_decay=-1)
     with pytest.raises(CourseError, match="lr must be"):

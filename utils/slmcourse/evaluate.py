@@ -251,6 +251,9 @@ def evaluate(model, tokenizer, name: str, items: Sequence[dict] | None = None, s
     """Score `model` on a task's items (default: the test split) and keep every item's verdict."""
     t = task(name)
     items = load_items(name, "test") if items is None else list(items)
+    if not items:
+        raise CourseError(f"items is empty: pass one or more items of the {name!r} task "
+                          f"(e.g. evaluate.load_items({name!r}, 'dev')[:10]), or None for its test split")
     result = EvalResult(name, model_name, shots, chat, [])
     loop = items
     if progress:
